@@ -1,0 +1,92 @@
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "../common/checks.h"
+#include "loops.h"
+#include "output_cache.h"
+
+namespace fastot::cpu {
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> psi_star_forward(const at::Tensor& t_, c10::string_view kind_,
+                                                    double alpha) {
+  check_float(t_, "t");
+  const PsiKind kind = parse_psi_kind(std::string(kind_), "kind");
+  TORCH_CHECK_VALUE(alpha > 0, "alpha must be > 0, got ", alpha);
+  const at::Tensor t = t_.contiguous();
+  at::Tensor value = empty_output_like(t), grad = empty_output_like(t);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.scalar_type(), "psi_star", [&] {
+    using acc = acc_t<scalar_t>;
+    const scalar_t* tp = t.const_data_ptr<scalar_t>();
+    scalar_t* vp = value.mutable_data_ptr<scalar_t>();
+    scalar_t* gp = grad.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, t.numel(), 16384, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        acc v, g;
+        psi_star_value_grad<acc>(kind, acc(tp[i]), acc(alpha), &v, &g);
+        vp[i] = scalar_t(v);
+        gp[i] = scalar_t(g);
+      }
+    });
+  });
+  return {value, grad};
+}
+
+// One pass over the scores: the loss, and its gradients for v_fake and v_real (the
+// gradient for cost is minus the one for v_fake).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> semi_dual_loss_forward(
+    const at::Tensor& cost_, const at::Tensor& fake_, const at::Tensor& real_, c10::string_view source_,
+    c10::string_view target_, double alpha) {
+  check_float(cost_, "cost");
+  check_like(cost_, "cost", fake_, "v_fake");
+  check_like(cost_, "cost", real_, "v_real");
+  TORCH_CHECK_VALUE(cost_.dim() == 1 && fake_.dim() == 1 && real_.dim() == 1 &&
+                        cost_.size(0) == fake_.size(0),
+                    "cost and v_fake must have shape [B] and v_real [M], got ", cost_.sizes(), ", ",
+                    fake_.sizes(), " and ", real_.sizes());
+  TORCH_CHECK_VALUE(fake_.size(0) > 0 && real_.size(0) > 0,
+                    "v_fake and v_real must be non-empty: a mean over no samples is undefined");
+  TORCH_CHECK_VALUE(alpha > 0, "alpha must be > 0, got ", alpha);
+  const PsiKind source = parse_psi_kind(std::string(source_), "psi_source");
+  const PsiKind target = parse_psi_kind(std::string(target_), "psi_target");
+  const at::Tensor cost = cost_.contiguous(), fake = fake_.contiguous(), real = real_.contiguous();
+  const int64_t B = fake.size(0), M = real.size(0);
+  at::Tensor d_fake = at::empty_like(fake), d_real = at::empty_like(real);
+  at::Tensor loss = at::empty({}, fake.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, fake.scalar_type(), "semi_dual_loss", [&] {
+    using acc = acc_t<scalar_t>;
+    const scalar_t* cp = cost.const_data_ptr<scalar_t>();
+    const scalar_t* fp = fake.const_data_ptr<scalar_t>();
+    const scalar_t* rp = real.const_data_ptr<scalar_t>();
+    scalar_t* dfp = d_fake.mutable_data_ptr<scalar_t>();
+    scalar_t* drp = d_real.mutable_data_ptr<scalar_t>();
+    double fake_sum = 0.0, real_sum = 0.0;
+    for (int64_t i = 0; i < B; ++i) {
+      acc v, g;
+      psi_star_value_grad<acc>(source, acc(fp[i]) - acc(cp[i]), acc(alpha), &v, &g);
+      fake_sum += v;
+      dfp[i] = scalar_t(g / acc(B));
+    }
+    for (int64_t j = 0; j < M; ++j) {
+      acc v, g;
+      psi_star_value_grad<acc>(target, -acc(rp[j]), acc(alpha), &v, &g);
+      real_sum += v;
+      drp[j] = scalar_t(-g / acc(M));
+    }
+    *loss.mutable_data_ptr<scalar_t>() = scalar_t(fake_sum / double(B) + real_sum / double(M));
+  });
+  return {loss, d_fake, d_real};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastot, CPU, m) {
+  m.impl("psi_star", &psi_star_forward);
+  m.impl("semi_dual_loss", &semi_dual_loss_forward);
+}
+
+}  // namespace fastot::cpu

@@ -1,0 +1,81 @@
+"""Input validation shared by every op and every backend.
+
+Errors name the argument and the shapes, and are raised before any backend is
+chosen, so every backend rejects bad input identically.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor
+
+from fastot.ops._reference import PSI_KINDS
+
+
+def tensor(op: str, name: str, t: object, *, batched: bool = True) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(
+            f"{op}: {name} must have a floating dtype (float16, bfloat16, float32, float64), got {t.dtype}"
+        )
+    if batched and t.dim() < 1:
+        raise ValueError(f"{op}: {name} must have a batch dimension, got a 0-d tensor")
+    return t
+
+
+def same_device_dtype(op: str, **tensors: Tensor) -> None:
+    (first_name, first), *rest = tensors.items()
+    for name, t in rest:
+        if t.device != first.device:
+            raise ValueError(
+                f"{op}: {first_name} and {name} must be on the same device, got {first.device} and {t.device}"
+            )
+        if t.dtype != first.dtype:
+            raise TypeError(
+                f"{op}: {first_name} and {name} must have the same dtype, got {first.dtype} and {t.dtype}"
+            )
+
+
+def number(op: str, name: str, value: object, *, positive: bool = False, nonneg: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{op}: {name} must be finite, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{op}: {name} must be > 0, got {value}")
+    if nonneg and value < 0:
+        raise ValueError(f"{op}: {name} must be >= 0, got {value}")
+    return value
+
+
+def kind(op: str, name: str, value: object) -> str:
+    if value not in PSI_KINDS:
+        raise ValueError(f"{op}: {name} must be one of {', '.join(PSI_KINDS)}; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def rows(t: Tensor) -> Tensor:
+    """View ``[B, ...]`` as ``[B, d]`` (d = 1 for a 1-d input)."""
+    return t.reshape(t.shape[0], math.prod(t.shape[1:]))
+
+
+def samples(t: Tensor) -> Tensor:
+    """View ``[B, Z, ...]`` as ``[B, Z, d]``."""
+    return t.reshape(t.shape[0], t.shape[1], math.prod(t.shape[2:]))
+
+
+def vector(op: str, name: str, t: Tensor) -> Tensor:
+    """Accept ``[B]`` or ``[B, 1]`` scores and return ``[B]``."""
+    if t.dim() == 1:
+        return t
+    if t.dim() == 2 and t.shape[1] == 1:
+        return t.reshape(-1)
+    raise ValueError(f"{op}: {name} must have shape [B] or [B, 1], got {list(t.shape)}")
+
+
+def nonempty(op: str, name: str, t: Tensor) -> None:
+    if t.shape[0] == 0:
+        raise ValueError(f"{op}: {name} is an empty batch; a mean over no samples is undefined")

@@ -1,0 +1,16 @@
+import os
+
+import torch
+
+# Without a GPU, Triton kernels run on CPU tensors through the interpreter; triton.jit
+# reads this when the kernels are defined, so it must be set before fastot is imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield

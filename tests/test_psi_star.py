@@ -1,0 +1,125 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from fastot_testing import CPU_FUSED, DTYPES, assert_close, make
+from scipy.optimize import minimize_scalar
+
+import fastot
+from fastot.ops import _reference
+
+KINDS = _reference.PSI_KINDS
+
+
+def _entropy(p: float) -> float:
+    return sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0)
+
+
+# The divergence generators Psi whose convex conjugates the kinds are: (Psi, domain of x).
+PRIMAL = {
+    "kl": (lambda x: x * math.log(x) - x + 1 if x > 0 else 1.0, (0.0, 60.0)),
+    "chi2": (lambda x: (x - 1.0) ** 2, (0.0, 60.0)),
+    "softplus_unscaled": (_entropy, (0.0, 1.0)),
+    "softplus": (lambda x: 2 * _entropy(x / 2) + 2 * math.log(2), (0.0, 2.0)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PRIMAL))
+def test_conjugate_matches_numerical_sup(kind):
+    # psi_star(t) = sup_x (x t - Psi(x)), computed by bounded 1-d maximisation.
+    psi, (lo, hi) = PRIMAL[kind]
+    ts = np.linspace(-4.0, 3.0, 29)
+    numeric = []
+    for t in ts:
+        res = minimize_scalar(
+            lambda x, t=t: -(x * t - psi(x)), bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
+        )
+        # The sup may sit on the boundary of the domain (x = 0 for chi2 below t = -2).
+        numeric.append(max(-res.fun, lo * t - psi(lo)))
+    got = fastot.psi_star(torch.tensor(ts), kind, backend=CPU_FUSED)
+    np.testing.assert_allclose(got.numpy(), numeric, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_convex_and_non_decreasing(kind):
+    t = torch.linspace(-10, 10, 2001, dtype=torch.float64)
+    v = fastot.psi_star(t, kind, backend=CPU_FUSED)
+    assert (v.diff() >= -1e-12).all()
+    assert (v.diff().diff() >= -1e-9).all()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha", [1.0, 0.2, 5.0])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_forward_backward_match_reference(kind, dtype, alpha, contiguous):
+    # float16 tops out at 65504: e^(t / 0.2) must stay below it for kl.
+    t = make((7, 9), dtype, contiguous, requires_grad=True, scale=0.5 if dtype == torch.float16 else 3.0)
+    out = fastot.psi_star(t, kind, alpha, backend=CPU_FUSED)
+    td = t.detach().double().requires_grad_()
+    exp = _reference.psi_star(td, kind, alpha)
+    assert out.shape == t.shape and out.dtype == dtype
+
+    def rounded(e):  # kl overflows float16 where float64 does not: compare in the output dtype
+        e = e.to(dtype).double()
+        return e, max(1.0, e[e.isfinite()].abs().max().item())
+
+    exp_r, scale = rounded(exp)
+    assert_close(out, exp_r, dtype, scale=scale)
+    g = torch.randn(t.shape, dtype=torch.float64)
+    (gt,) = torch.autograd.grad(out, t, g.to(dtype))
+    (et,) = torch.autograd.grad(exp, td, g)
+    et_r, scale = rounded(et)
+    assert_close(gt, et_r, dtype, scale=scale)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradcheck_and_gradgradcheck(kind):
+    # Keep away from chi2's kink at t = -2 alpha, where the derivative jumps.
+    t = (torch.rand(6, dtype=torch.float64) * 3 - 1).requires_grad_()
+
+    def f(a):
+        return fastot.psi_star(a, kind, 0.8, backend=CPU_FUSED)
+
+    assert torch.autograd.gradcheck(f, (t,))
+    assert torch.autograd.gradgradcheck(f, (t,))
+
+
+@pytest.mark.parametrize("kind", ["softplus", "softplus_unscaled", "chi2", "identity"])
+def test_stable_for_huge_arguments_in_float32(kind):
+    t = torch.tensor([-1e4, -100.0, 0.0, 100.0, 1e4], requires_grad=True)
+    v = fastot.psi_star(t, kind, backend=CPU_FUSED)
+    (g,) = torch.autograd.grad(v.sum(), t)
+    assert torch.isfinite(v).all() and torch.isfinite(g).all()
+    if kind.startswith("softplus"):
+        factor = 2.0 if kind == "softplus" else 1.0
+        assert v[-1].item() == pytest.approx(factor * 1e4 - (2 * math.log(2) if factor == 2 else 0), rel=1e-6)
+        assert g[0].item() == 0.0 and g[-1].item() == pytest.approx(factor)
+
+
+def test_kl_overflows_to_inf_not_nan():
+    # Documented: kl = e^t - 1 overflows like exp (t > ~88.7 in float32) to +inf; never NaN.
+    t = torch.tensor([-1e4, 80.0, 89.0, 1e4], requires_grad=True)
+    v = fastot.psi_star(t, "kl", backend=CPU_FUSED)
+    (g,) = torch.autograd.grad(v.sum(), t)
+    assert v[0] == -1 and torch.isfinite(v[1])
+    assert v[2].isposinf() and v[3].isposinf() and g[3].isposinf()
+    assert not v.isnan().any() and not g.isnan().any()
+
+
+def test_alpha_scaling_tends_to_identity():
+    t = torch.linspace(-2, 2, 11, dtype=torch.float64)
+    for kind in ("kl", "chi2", "softplus"):
+        v = fastot.psi_star(t, kind, alpha=1e6, backend=CPU_FUSED)
+        torch.testing.assert_close(v, t, atol=1e-5, rtol=0)
+
+
+def test_unknown_kind_lists_the_kinds():
+    with pytest.raises(ValueError, match="kl, chi2, softplus"):
+        fastot.psi_star(torch.zeros(3), "js")
+
+
+def test_zero_dim_input():
+    out = fastot.psi_star(torch.tensor(0.5, dtype=torch.float64), "kl", backend=CPU_FUSED)
+    assert out.shape == () and out.item() == pytest.approx(math.expm1(0.5))
