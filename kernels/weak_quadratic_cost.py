@@ -1,0 +1,135 @@
+"""Triton gamma-weak quadratic cost (NOT) from Z samples per input, and its gradient.
+
+Transport and variance sums are taken from differences to the per-column sample mean of
+each block (no E[y^2] - E[y]^2 cancellation), as the C++ kernels do.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+from torch.library import triton_op, wrap_triton
+
+from . import _utils
+from ._utils import scalar_like, to_acc
+
+
+@_utils.autotune(_utils.REDUCE_CONFIGS, "d")
+@triton.jit
+def _weak_quadratic_cost_fwd_kernel(
+    x_ptr,  # [B, d] inputs
+    y_ptr,  # [B, Z, d] samples
+    out_ptr,  # DIRECT: [B] costs; else [B, n_chunks, 2] partial (transport, spread) sums
+    Z,
+    d,
+    chunk,
+    w0: tl.float64,
+    w1: tl.float64,
+    DIRECT: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1).to(tl.int64)
+    start = c * chunk
+    end = tl.minimum(start + chunk, d)
+    xr = x_ptr + row * d
+    yr = y_ptr + row * Z * d
+    zero = to_acc(tl.zeros([BLOCK_D], dtype=x_ptr.dtype.element_ty))
+    transport = zero
+    spread = zero
+    for s in range(start, end, BLOCK_D):
+        offs = s + tl.arange(0, BLOCK_D)
+        m = offs < end
+        x = to_acc(tl.load(xr + offs, mask=m, other=0.0))
+        mean = zero
+        for z in range(0, Z):
+            mean += to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+        mean = mean / Z
+        # Second pass over the same Z blocks, now in cache.
+        for z in range(0, Z):
+            y = to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+            dt = x - y
+            dv = y - mean
+            transport += dt * dt
+            spread += dv * dv
+    t_sum = tl.sum(transport, axis=0)
+    s_sum = tl.sum(spread, axis=0)
+    if DIRECT:
+        tl.store(out_ptr + row, (t_sum * w0 + s_sum * w1).to(out_ptr.dtype.element_ty))
+    else:
+        p = out_ptr + (row * tl.num_programs(1) + c) * 2
+        tl.store(p, t_sum)
+        tl.store(p + 1, s_sum)
+
+
+@_utils.autotune(_utils.ELEMENTWISE_CONFIGS, "d")
+@triton.jit
+def _weak_quadratic_cost_bwd_kernel(
+    grad_ptr,  # [B] gradient of the costs
+    x_ptr,  # [B, d] inputs
+    y_ptr,  # [B, Z, d] samples
+    gx_ptr,  # [B, d] g s (x - mean)
+    gy_ptr,  # [B, Z, d] g s ((y_z - x) / Z - gamma / (Z - 1) (y_z - mean))
+    Z,
+    d,
+    gamma: tl.float64,
+    scale: tl.float64,
+    BLOCK_D: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    m = offs < d
+    g = to_acc(tl.load(grad_ptr + row))
+    gs = g * scalar_like(scale, g)
+    c_t = gs / Z
+    c_v = gs * scalar_like(gamma, g) / (Z - 1)
+    yr = y_ptr + row * Z * d
+    x = to_acc(tl.load(x_ptr + row * d + offs, mask=m, other=0.0))
+    mean = tl.zeros_like(x)
+    for z in range(0, Z):
+        mean += to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+    mean = mean / Z
+    tl.store(gx_ptr + row * d + offs, (gs * (x - mean)).to(gx_ptr.dtype.element_ty), mask=m)
+    gyr = gy_ptr + row * Z * d
+    for z in range(0, Z):
+        y = to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+        gy = c_t * (y - x) - c_v * (y - mean)
+        tl.store(gyr + z * d + offs, gy.to(gy_ptr.dtype.element_ty), mask=m)
+
+
+@triton_op("fastot::weak_quadratic_cost_triton", mutates_args=())
+def weak_quadratic_cost_triton(x: Tensor, y: Tensor, gamma: float, scale: float) -> Tensor:
+    x, y = x.contiguous(), y.contiguous()
+    b, z, d = y.shape
+    out = x.new_empty(b)
+    if b == 0:
+        return out
+    # cost = scale * (transport / (2 Z) - gamma / 2 * spread / (Z - 1))
+    w0, w1 = scale / (2.0 * z), -scale * 0.5 * gamma / (z - 1)
+    n_chunks, chunk = _utils.split_rows(b, d, x.device)
+    if n_chunks == 1:
+        wrap_triton(_weak_quadratic_cost_fwd_kernel)[(b, 1)](x, y, out, z, d, d, w0, w1, DIRECT=True)
+        return out
+    part = x.new_empty((b, n_chunks, 2), dtype=_utils.acc_dtype(x))
+    wrap_triton(_weak_quadratic_cost_fwd_kernel)[(b, n_chunks)](x, y, part, z, d, chunk, w0, w1, DIRECT=False)
+    _utils.finish_rows(part, out, w0, w1)
+    return out
+
+
+@triton_op("fastot::_weak_quadratic_cost_backward_triton", mutates_args=())
+def _weak_quadratic_cost_backward_triton(
+    grad: Tensor, x: Tensor, y: Tensor, gamma: float, scale: float
+) -> tuple[Tensor, Tensor]:
+    grad, x, y = grad.contiguous(), x.contiguous(), y.contiguous()
+    b, z, d = y.shape
+    gx, gy = torch.empty_like(x), torch.empty_like(y)
+    if gx.numel() == 0:
+        return gx, gy
+
+    def grid(meta):
+        return (b, triton.cdiv(d, meta["BLOCK_D"]))
+
+    wrap_triton(_weak_quadratic_cost_bwd_kernel)[grid](grad, x, y, gx, gy, z, d, gamma, scale)
+    return gx, gy
