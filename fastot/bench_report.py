@@ -1,0 +1,220 @@
+"""Markdown tables of a benchmark run: ``python -m fastot.bench_report RESULTS.json [-o OUT.md]``.
+
+``RESULTS.json`` is what ``pytest bench/ --benchmark-only --benchmark-json=RESULTS.json`` writes.
+Every op row shows the median time of each provider (eager reference, ``torch.compile`` of it and
+the fused backend), the fused speedups, the fused kernel's effective bandwidth as a fraction of
+the triad bandwidth measured in the same run at the same thread count, and the peak memory of
+one call (eager -> fused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+FUSED = ("cuda", "triton", "cpp")  # preference order when several fused backends ran
+OP_ORDER = (
+    "quadratic_cost",
+    "r1_penalty",
+    "psi_star",
+    "semi_dual_loss",
+    "weak_quadratic_cost",
+    "energy_kernel_cost",
+)
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds >= 1.0:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def _fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def _ratio(num: float | None, den: float | None) -> str:
+    if num is None or den is None or den <= 0:
+        return "–"
+    return f"{num / den:.2f}x"
+
+
+def _median(bench: dict[str, Any]) -> float | None:
+    stats = bench.get("stats") or {}
+    return stats.get("median")
+
+
+def triad_bandwidth(benchmarks: Iterable[dict[str, Any]]) -> dict[int, float]:
+    """Triad GB/s by thread count, from the run's roofline benchmarks."""
+    out: dict[int, float] = {}
+    for b in benchmarks:
+        info = b.get("extra_info", {})
+        median = _median(b)
+        if info.get("kind") == "roofline" and info.get("kernel") == "triad" and median:
+            out[int(info["threads"])] = info["bytes"] / median / 1e9
+    return out
+
+
+def _rows(benchmarks: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]]:
+    """Op benchmarks keyed by (op, shape, dtype, mode, threads), then by provider."""
+    rows: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for b in benchmarks:
+        info = b.get("extra_info", {})
+        if info.get("kind") != "op":
+            continue
+        key = (info["op"], info["shape"], info["dtype"], info["mode"], int(info["threads"]))
+        rows.setdefault(key, {})[info["provider"]] = b
+    return rows
+
+
+def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    op, shape, dtype, mode, threads = key
+    rank = OP_ORDER.index(op) if op in OP_ORDER else len(OP_ORDER)
+    return (rank, op, shape, dtype != "float32", dtype, mode != "forward", threads)
+
+
+def conditions(data: dict[str, Any]) -> str:
+    """The line stating where and how the numbers were measured."""
+    benchmarks = data.get("benchmarks", [])
+    info = benchmarks[0].get("extra_info", {}) if benchmarks else {}
+    machine = data.get("machine_info", {})
+    cpu = info.get("device_name") or (machine.get("cpu") or {}).get("brand_raw") or "unknown CPU"
+    sha = info.get("git_sha") or (data.get("commit_info") or {}).get("id", "unknown")[:9]
+    parts = [
+        f"**Conditions:** {cpu}",
+        f"torch {info.get('torch', '?')}" + (f", triton {info['triton']}" if info.get("triton") else ""),
+        f"fastot @ {sha}",
+        str(data.get("datetime", "unknown date"))[:19].replace("T", " ") + " UTC",
+        f"`{info.get('command', 'pytest bench/ --benchmark-only')}`",
+    ]
+    line = "; ".join(parts) + "."
+    if info.get("allocator"):
+        line += f" Allocator: {info['allocator']}."
+    line += (
+        " Times are medians; 1-thread rows are the reproducible figures, 2-thread rows sit beside"
+        " them. Peak memory: one call's rise above the resident memory before it."
+    )
+    return line
+
+
+def op_table(data: dict[str, Any]) -> str:
+    benchmarks = data.get("benchmarks", [])
+    triad = triad_bandwidth(benchmarks)
+    lines = [
+        "| op | shape | dtype | mode | threads | eager | compile | fused | fused speedup vs eager"
+        " | fused speedup vs compile | % of roofline | peak memory (eager → fused) |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    rows = _rows(benchmarks)
+    for key in sorted(rows, key=_sort_key):
+        by_provider = rows[key]
+        op, shape, dtype, mode, threads = key
+        eager, comp = by_provider.get("eager"), by_provider.get("compile")
+        fused_name = next((p for p in FUSED if p in by_provider), None)
+        fused = by_provider.get(fused_name) if fused_name else None
+        t_eager = _median(eager) if eager else None
+        t_comp = _median(comp) if comp else None
+        t_fused = _median(fused) if fused else None
+        roof = "–"
+        if fused is not None and t_fused and threads in triad:
+            nbytes = fused["extra_info"].get("bytes")
+            if nbytes and nbytes >= (1 << 20):  # smaller: op overhead, not bandwidth, bounds it
+                roof = f"{100 * nbytes / t_fused / 1e9 / triad[threads]:.0f}%"
+        mem_e = eager["extra_info"].get("peak_memory_bytes") if eager else None
+        mem_f = fused["extra_info"].get("peak_memory_bytes") if fused else None
+        fused_cell = f"{_fmt_time(t_fused)} ({fused_name})" if fused_name else "–"
+        lines.append(
+            f"| {op} | {shape} | {dtype} | {mode} | {threads} | {_fmt_time(t_eager)} | {_fmt_time(t_comp)}"
+            f" | {fused_cell} | {_ratio(t_eager, t_fused)} | {_ratio(t_comp, t_fused)} | {roof}"
+            f" | {_fmt_bytes(mem_e)} → {_fmt_bytes(mem_f)} |"
+        )
+    return "\n".join(lines)
+
+
+def roofline_table(data: dict[str, Any]) -> str:
+    lines = ["| kernel | threads | median | GB/s |", "| --- | ---: | ---: | ---: |"]
+    found = False
+    for b in sorted(
+        data.get("benchmarks", []),
+        key=lambda b: (b.get("extra_info", {}).get("kernel", ""), b.get("extra_info", {}).get("threads", 0)),
+    ):
+        info, median = b.get("extra_info", {}), _median(b)
+        if info.get("kind") != "roofline" or not median:
+            continue
+        found = True
+        lines.append(
+            f"| {info['kernel']} (256 MiB) | {info['threads']} | {_fmt_time(median)}"
+            f" | {info['bytes'] / median / 1e9:.1f} |"
+        )
+    return "\n".join(lines) if found else ""
+
+
+def train_table(data: dict[str, Any]) -> str:
+    steps: dict[tuple[str, int], dict[str, float]] = {}
+    for b in data.get("benchmarks", []):
+        info, median = b.get("extra_info", {}), _median(b)
+        if info.get("kind") == "train" and median:
+            steps.setdefault((info.get("shape", ""), int(info["threads"])), {})[info["provider"]] = median
+    if not steps:
+        return ""
+    lines = ["| step | threads | eager ops | fused ops | speedup |", "| --- | ---: | ---: | ---: | ---: |"]
+    for (shape, threads), by_provider in sorted(steps.items()):
+        fused_name = next((p for p in FUSED if p in by_provider), None)
+        t_fused = by_provider.get(fused_name) if fused_name else None
+        t_eager = by_provider.get("eager")
+        lines.append(
+            f"| UOTM toy step, {shape} | {threads} | {_fmt_time(t_eager)} | "
+            f"{_fmt_time(t_fused)} ({fused_name}) | {_ratio(t_eager, t_fused)} |"
+        )
+    return "\n".join(lines)
+
+
+def render(data: dict[str, Any]) -> str:
+    """The markdown of a whole run: conditions, op table, roofline and training step."""
+    parts = [conditions(data), "", op_table(data)]
+    roof = roofline_table(data)
+    if roof:
+        parts += ["", "Streaming bandwidth of this machine in the same run (the roofline):", "", roof]
+    train = train_table(data)
+    if train:
+        parts += [
+            "",
+            "One training step, every fastot op on the eager reference vs the fused backend:",
+            "",
+            train,
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastot.bench_report", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("results", help="JSON written by pytest --benchmark-json")
+    parser.add_argument("-o", "--output", help="write the markdown here instead of stdout")
+    args = parser.parse_args(argv)
+    with open(args.results) as f:
+        data = json.load(f)
+    text = render(data)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""fastot.bench_report on a small hand-made pytest-benchmark JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastot import bench_report
+
+
+def _bench(median: float, **info: object) -> dict[str, object]:
+    return {"stats": {"median": median}, "extra_info": info}
+
+
+def _op(provider: str, median: float, threads: int = 1, peak: int | None = 100 << 20) -> dict[str, object]:
+    return _bench(
+        median,
+        kind="op",
+        op="quadratic_cost",
+        provider=provider,
+        shape="B=64 3x256x256",
+        dtype="float32",
+        mode="forward+backward",
+        threads=threads,
+        bytes=10**9,
+        peak_memory_bytes=peak,
+        device_name="Test CPU",
+        torch="2.13.0",
+        git_sha="abc1234",
+        command="pytest bench/ --benchmark-only",
+        allocator="warm",
+    )
+
+
+RESULTS = {
+    "datetime": "2026-01-02T03:04:05.000000",
+    "benchmarks": [
+        _op("eager", 0.040),
+        _op("compile", 0.020),
+        _op("cpp", 0.010, peak=50 << 20),
+        _op("eager", 0.030, threads=2),
+        _bench(0.1, kind="roofline", kernel="triad", threads=1, bytes=20 * 10**9 // 2),
+        _bench(0.01, kind="roofline", kernel="copy", threads=1, bytes=10**9),
+        _bench(0.002, kind="train", op="uotm_step", provider="eager", threads=1, shape="toy"),
+        _bench(0.001, kind="train", op="uotm_step", provider="cpp", threads=1, shape="toy"),
+    ],
+}
+
+
+def test_render_tables() -> None:
+    text = bench_report.render(RESULTS)
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        "**Conditions:** Test CPU; torch 2.13.0; fastot @ abc1234; 2026-01-02 03:04:05 UTC"
+    )
+    assert "`pytest bench/ --benchmark-only`" in lines[0]
+    row = next(line for line in lines if line.startswith("| quadratic_cost") and "| 1 |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # eager, compile, fused, speedups, % of the 100 GB/s triad (fused moves 1 GB in 10 ms), memory
+    assert cells[5:] == [
+        "40.00 ms",
+        "20.00 ms",
+        "10.00 ms (cpp)",
+        "4.00x",
+        "2.00x",
+        "100%",
+        "100.0 MiB → 50.0 MiB",
+    ]
+    row2 = next(line for line in lines if line.startswith("| quadratic_cost") and "| 2 |" in line)
+    assert "30.00 ms" in row2 and row2.count("–") >= 4  # no fused / compile / roofline at 2 threads
+    assert "| triad (256 MiB) | 1 | 100.00 ms | 100.0 |" in text
+    assert "| UOTM toy step, toy | 1 | 2.00 ms | 1.00 ms (cpp) | 2.00x |" in text
+
+
+def test_main_writes_markdown(tmp_path: Path) -> None:
+    src, out = tmp_path / "r.json", tmp_path / "r.md"
+    src.write_text(json.dumps(RESULTS))
+    assert bench_report.main([str(src), "-o", str(out)]) == 0
+    assert out.read_text() == bench_report.render(RESULTS)
