@@ -1,0 +1,230 @@
+"""The unified OT-GAN step (Algorithm 1 of "Analyzing and Improving OT-based Adversarial Networks").
+
+One training iteration = ``k_v`` potential updates, then ``k_t`` map updates:
+
+    potential loss  L_v = mean_x g1(-c(x, y_hat) + v(y_hat)) + mean_y g2(-v(y)) + R
+    map loss        L_T = mean_x g3(c(x, T(x, z)) - v(T(x, z)))
+
+with c, g1/g2 (Psi* kinds with an optional alpha) and R supplied by the fused ops. An algorithm
+object only picks those pieces and their schedules; the training loop calls the same hooks for
+every algorithm and never looks at its name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from fastot.ops import psi_star, quadratic_cost, r1_penalty, semi_dual_loss
+from fastot.train.errors import ConfigError
+
+# Kinds accepted by fastot.ops.psi_star / semi_dual_loss.
+PSI_KINDS = ("identity", "kl", "chi2", "softplus", "softplus_unscaled")
+REGULARIZERS = ("none", "r1", "gp", "clip")
+ALPHA_SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class StepContext:
+    """What a loss needs: the two networks, the samplers and the run's random generator."""
+
+    map: nn.Module
+    potential: nn.Module
+    source: Any
+    target: Any
+    batch_size: int
+    generator: torch.Generator
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def source_batch(self, n: int | None = None) -> Tensor:
+        return self.source.sample(n or self.batch_size, self.generator).to(self.device)
+
+    def target_batch(self, n: int | None = None) -> Tensor:
+        return self.target.sample(n or self.batch_size, self.generator).to(self.device)
+
+    def latent(self, n: int, net: nn.Module | None = None) -> Tensor | None:
+        z_dim = getattr(net if net is not None else self.map, "z_dim", 0)
+        if not z_dim:
+            return None
+        return torch.randn(n, z_dim, generator=self.generator).to(self.device)
+
+    def randn_like(self, t: Tensor) -> Tensor:
+        return torch.randn(t.shape, generator=self.generator, dtype=t.dtype).to(t.device)
+
+    def rand(self, *shape: int) -> Tensor:
+        return torch.rand(shape, generator=self.generator).to(self.device)
+
+
+def _check_kind(key: str, kind: str) -> None:
+    if kind not in PSI_KINDS:
+        raise ConfigError(f"algorithm.{key}", f"unknown Psi* kind {kind!r}; choose from {list(PSI_KINDS)}")
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"algorithm.{key}", f"{value!r} is not one of {list(choices)}")
+
+
+def _check_nonneg(key: str, value: float, positive: bool = False) -> None:
+    bad_type = not isinstance(value, (int, float)) or isinstance(value, bool)
+    if bad_type or value < 0 or (positive and value == 0):
+        want = "positive" if positive else "non-negative"
+        raise ConfigError(f"algorithm.{key}", f"must be a {want} number, got {value!r}")
+
+
+@dataclass
+class UnifiedOT:
+    """The semi-dual family: WGAN, WGAN-GP, OTM, UOTM and its variants, UOTM-SD.
+
+    Args:
+        tau: cost weight, c(x, y) = tau * sum over features of (x - y)^2 (0 removes the cost).
+        psi_source, psi_target, psi_map: the Psi* kinds g1, g2, g3.
+        regularizer: "none", "r1" (R1 on real data), "gp" (gradient penalty on interpolates) or
+            "clip" (clip every potential weight to [-clip, clip] after each potential step).
+        reg_weight: lambda of R1 (applied as lambda/2 * E||grad||^2) or of the gradient penalty.
+        alpha_schedule: "constant" (alpha = alpha) or "linear" / "cosine" from alpha_min to alpha_max
+            over the first ``schedule_fraction`` of the iterations (after ``warmup`` iterations), then held.
+    """
+
+    name: ClassVar[str] = "unified"
+    tau: float = 0.0
+    psi_source: str = "identity"
+    psi_target: str = "identity"
+    psi_map: str = "identity"
+    regularizer: str = "none"
+    reg_weight: float = 0.0
+    clip: float = 0.01
+    k_v: int = 1
+    k_t: int = 1
+    alpha: float = 1.0
+    alpha_schedule: str = "constant"
+    alpha_min: float = 0.2
+    alpha_max: float = 5.0
+    schedule_fraction: float = 0.75
+    warmup: int = 0
+    cost_in_potential: bool = True
+
+    def __post_init__(self) -> None:
+        _check_nonneg("tau", self.tau)
+        for key in ("psi_source", "psi_target", "psi_map"):
+            _check_kind(key, getattr(self, key))
+        _check_choice("regularizer", self.regularizer, REGULARIZERS)
+        _check_choice("alpha_schedule", self.alpha_schedule, ALPHA_SCHEDULES)
+        _check_nonneg("reg_weight", self.reg_weight)
+        _check_nonneg("clip", self.clip, positive=True)
+        for key in ("alpha", "alpha_min", "alpha_max"):
+            _check_nonneg(key, getattr(self, key), positive=True)
+        for key in ("k_v", "k_t"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"algorithm.{key}", f"must be an integer >= 1, got {getattr(self, key)!r}")
+        if not 0 < self.schedule_fraction <= 1:
+            raise ConfigError("algorithm.schedule_fraction", f"not in (0, 1]: {self.schedule_fraction}")
+        self.iteration = 0
+        self.total_iterations = 1
+        self.current_alpha = float(self.alpha)
+
+    # ----------------------------------------------------------------- schedules / state
+    def default_iterations(self) -> int | None:
+        """Iterations the algorithm itself implies (S-JKO phases), else None."""
+        return None
+
+    def begin_iteration(self, iteration: int, total: int, ctx: StepContext) -> None:
+        self.iteration, self.total_iterations = iteration, max(int(total), 1)
+        self.current_alpha = self._alpha_at(iteration)
+
+    def _alpha_at(self, it: int) -> float:
+        if self.alpha_schedule == "constant":
+            return float(self.alpha)
+        span = max(self.schedule_fraction * self.total_iterations - self.warmup, 1.0)
+        t = min(max(it - self.warmup, 0) / span, 1.0)
+        if self.alpha_schedule == "cosine":
+            t = 0.5 * (1.0 - torch.cos(torch.tensor(torch.pi * t)).item())
+        return (1.0 - t) * self.alpha_min + t * self.alpha_max
+
+    def log_values(self) -> dict[str, float]:
+        return {"alpha": self.current_alpha} if self.alpha_schedule != "constant" else {}
+
+    def snapshot_due(self, iteration: int) -> str | None:
+        """A label when the state after ``iteration`` deserves a saved sample snapshot."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"iteration": self.iteration, "alpha": self.current_alpha}
+
+    def load_state_dict(self, state: dict[str, Any], ctx: StepContext) -> None:
+        self.iteration = int(state["iteration"])
+        self.current_alpha = float(state["alpha"])
+
+    # ----------------------------------------------------------------- pieces
+    def cost(self, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
+        """c(x, y) per sample."""
+        if self.tau == 0:
+            return torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
+        return quadratic_cost(x, y, self.tau)
+
+    def reference(self, x: Tensor, ctx: StepContext) -> Tensor:
+        """The point the cost compares T(x, z) with: x itself here (S-JKO uses T_old)."""
+        return x
+
+    def perturb_real(self, y: Tensor, ctx: StepContext) -> Tensor:
+        return y
+
+    def map_objective(self, cost: Tensor, v_fake: Tensor) -> Tensor:
+        """mean g3(c - v(T(x, z)))."""
+        t = cost - v_fake
+        return t.mean() if self.psi_map == "identity" else psi_star(t, self.psi_map).mean()
+
+    def regularization(self, ctx: StepContext, y: Tensor, v_real: Tensor, y_fake: Tensor) -> Tensor | None:
+        if self.regularizer == "r1" and self.reg_weight > 0:
+            (grad,) = torch.autograd.grad(v_real.sum(), y, create_graph=True)
+            return r1_penalty(grad, self.reg_weight)
+        if self.regularizer == "gp" and self.reg_weight > 0:
+            # Gulrajani et al.: lambda * E(||grad v(x_hat)|| - 1)^2 on random interpolates.
+            eps = ctx.rand(y.shape[0], *([1] * (y.dim() - 1)))
+            inter = (eps * y.detach() + (1 - eps) * y_fake.detach()).requires_grad_(True)
+            (grad,) = torch.autograd.grad(ctx.potential(inter).sum(), inter, create_graph=True)
+            return self.reg_weight * (grad.flatten(1).norm(dim=1) - 1).square().mean()
+        return None
+
+    # ----------------------------------------------------------------- the two losses
+    def potential_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+        x = ctx.source_batch()
+        with torch.no_grad():  # the map is held fixed in the potential step
+            y_fake = ctx.map(x, ctx.latent(x.shape[0]))
+        y = ctx.target_batch()
+        if self.regularizer == "r1":
+            y.requires_grad_(True)
+        v_real = ctx.potential(self.perturb_real(y, ctx))
+        v_fake = ctx.potential(y_fake)
+        if self.cost_in_potential:
+            with torch.no_grad():
+                cost = self.cost(self.reference(x, ctx), y_fake, ctx)
+        else:  # the cost does not depend on the potential; S-JKO drops it (Algorithms 2-3)
+            cost = torch.zeros_like(v_fake)
+        loss = semi_dual_loss(cost, v_fake, v_real, self.psi_source, self.psi_target, self.current_alpha)
+        logs = {"loss_v": float(loss.detach())}
+        reg = self.regularization(ctx, y, v_real, y_fake)
+        if reg is not None:
+            logs["reg"] = float(reg.detach())
+            loss = loss + reg
+        return loss, logs
+
+    def after_potential_step(self, ctx: StepContext) -> None:
+        if self.regularizer == "clip":  # WGAN's Lipschitz constraint by weight clipping
+            with torch.no_grad():
+                for p in ctx.potential.parameters():
+                    p.clamp_(-self.clip, self.clip)
+
+    def map_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+        x = ctx.source_batch()
+        y = ctx.map(x, ctx.latent(x.shape[0]))
+        cost = self.cost(self.reference(x, ctx), y, ctx)
+        loss = self.map_objective(cost, ctx.potential(y))
+        return loss, {"loss_T": float(loss.detach()), "cost": float(cost.detach().mean())}
+
+    def params(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

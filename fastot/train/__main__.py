@@ -1,0 +1,66 @@
+"""``python -m fastot.train [--preset NAME] [--out DIR] [key=value ...]``, ``--list``, ``--resume DIR``.
+
+With no arguments it trains the default toy preset on CPU. Config and divergence errors print one
+line (naming the config key or the step) and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from fastot.train.errors import ConfigError, DivergenceError
+
+PROG = "fastot.train"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.splitlines()[0])
+    p.add_argument("--preset", help="preset name (see --list)")
+    p.add_argument("--out", type=Path, help="run directory (default: runs/<preset>-<time>)")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
+    p.add_argument("--list", action="store_true", help="list the presets and exit")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_intermixed_args(argv)
+    from fastot.train.config import DEFAULT_PRESET, PRESET_DIR, list_presets, load_config
+
+    if args.list:
+        for name in list_presets():
+            first = (PRESET_DIR / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
+            print(f"{name:28s} {first}")
+        return 0
+    try:
+        if args.resume is not None:
+            if args.preset:
+                raise ConfigError("preset", "--resume uses the run's own config.yaml; drop --preset")
+            cfg_path = args.resume / "config.yaml"
+            if not cfg_path.is_file():
+                raise ConfigError("resume", f"{cfg_path} not found")
+            cfg = load_config(None, args.overrides, path=cfg_path)
+            run_dir = args.resume
+        else:
+            preset = args.preset or DEFAULT_PRESET
+            cfg = load_config(preset, args.overrides)
+            run_dir = args.out or Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from fastot.train.loop import train
+
+        summary = train(cfg, run_dir, resume=args.resume is not None)
+    except ConfigError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except DivergenceError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Configs: built-in defaults, YAML presets shipped in ``fastot/configs``, dotted-key overrides.
+
+Merging is OmegaConf's. Top-level sections are strict (an unknown key is an error); the sections
+whose keys depend on a registered name (data samplers, networks, algorithm, optimisers) are open
+here and validated by the builder that consumes them, so every error names its dotted key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from fastot.train.errors import ConfigError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_PRESET = "uotm-outlier-1d"
+
+# Sections whose keys depend on the chosen name: a preset replaces them whole.
+OPEN_SECTIONS = (
+    "data.source",
+    "data.target",
+    "networks.map",
+    "networks.potential",
+    "algorithm",
+    "optim.map",
+    "optim.potential",
+)
+
+BASE: dict[str, Any] = {
+    "seed": 0,
+    "device": "cpu",
+    "data": {"source": {"name": "gaussian", "dim": 2}, "target": {"name": "8gaussians"}},
+    "networks": {"map": {"name": "uotm_toy"}, "potential": {"name": "uotm_toy"}},
+    "algorithm": {"name": "uotm"},
+    "optim": {
+        "map": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.9]},
+        "potential": {"name": "adam", "lr": 1e-4, "betas": [0.5, 0.9]},
+        "schedule": "constant",  # or "cosine" (per iteration down to eta_min)
+        "eta_min": 0.0,
+    },
+    "train": {
+        "iterations": None,  # None: the algorithm's own length (S-JKO phases)
+        "batch_size": 256,
+        "ema": {"enabled": False, "decay": 0.999},
+        "log_every": 50,
+        "ckpt_every": 1000,
+        "keep_checkpoints": 2,
+        "progress": True,
+        "threads": None,
+    },
+    "eval": {
+        "n_samples": 10000,
+        "seed": 12345,
+        "metrics": [],  # kl_knn, energy, modes, monotonicity, ou_symkl
+        "every": 0,  # also evaluate (on eval_n samples) every this many iterations; 0 = only at the end
+        "eval_n": 2000,
+        "ou_time": None,
+        "mode_radius": None,  # "modes": a sample is high quality within this distance (None: 3 target stds)
+        "plots": True,
+        "snapshot_samples": 2000,
+    },
+}
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def _select(cfg: DictConfig, dotted: str) -> Any:
+    return OmegaConf.select(cfg, dotted)
+
+
+def load_config(
+    preset: str | None, overrides: list[str] | None = None, path: Path | None = None
+) -> DictConfig:
+    """Defaults <- preset (or a saved ``config.yaml`` at ``path``) <- ``key=value`` overrides."""
+    base = OmegaConf.create(BASE)
+    if path is not None:
+        layer = OmegaConf.load(path)
+    else:
+        name = preset or DEFAULT_PRESET
+        file = PRESET_DIR / f"{name}.yaml"
+        if not file.is_file():
+            raise ConfigError("preset", f"unknown preset {name!r}; see --list")
+        layer = OmegaConf.load(file)
+    for dotted in OPEN_SECTIONS:  # a layer that names a section replaces it instead of merging
+        if _select(layer, dotted) is not None:
+            parent, _, leaf = dotted.rpartition(".")
+            node = _select(base, parent) if parent else base
+            node.pop(leaf)
+            node[leaf] = {}
+    try:
+        cfg = OmegaConf.merge(base, layer)
+        _set_strict(cfg)
+        for item in overrides or []:
+            if "=" not in item:
+                raise ConfigError(item, "overrides must look like key=value")
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+            _set_strict(cfg)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        msg = "unknown config key" if "not in struct" in str(e) else str(e).splitlines()[0]
+        raise ConfigError(str(key), msg) from None
+    validate(cfg)
+    return cfg
+
+
+def _set_strict(cfg: DictConfig) -> None:
+    OmegaConf.set_struct(cfg, True)
+    for dotted in OPEN_SECTIONS:
+        node = _select(cfg, dotted)
+        if node is not None:
+            OmegaConf.set_struct(node, False)
+
+
+def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False, allow_zero: bool = False) -> None:
+    value = _select(cfg, key)
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
+    if not ok:
+        want = "non-negative" if allow_zero else "positive"
+        raise ConfigError(key, f"must be a {want} integer, got {value!r}")
+
+
+def validate(cfg: DictConfig) -> None:
+    _positive_int(cfg, "train.batch_size")
+    _positive_int(cfg, "train.iterations", allow_none=True, allow_zero=True)
+    for key in (
+        "train.log_every",
+        "train.ckpt_every",
+        "train.keep_checkpoints",
+        "eval.n_samples",
+        "eval.eval_n",
+    ):
+        _positive_int(cfg, key)
+    _positive_int(cfg, "eval.every", allow_zero=True)
+    if cfg.optim.schedule not in ("constant", "cosine"):
+        raise ConfigError("optim.schedule", f"must be 'constant' or 'cosine', got {cfg.optim.schedule!r}")
+    if not 0 <= cfg.train.ema.decay < 1:
+        raise ConfigError("train.ema.decay", f"must be in [0, 1), got {cfg.train.ema.decay}")
+    for section in OPEN_SECTIONS:
+        if "name" not in _select(cfg, section):
+            raise ConfigError(f"{section}.name", "missing")
+
+
+def to_container(cfg: DictConfig, key: str) -> dict[str, Any]:
+    return OmegaConf.to_container(_select(cfg, key), resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,72 @@
+"""Sampling from a trained map and the end-of-run metrics chosen by ``eval.metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from fastot import metrics as M
+from fastot.data.ou import OUTarget, ou_solution
+from fastot.train.errors import ConfigError
+
+METRICS = ("kl_knn", "energy", "modes", "monotonicity", "ou_symkl")
+
+
+@torch.no_grad()
+def generate(net: nn.Module, source: Any, n: int, seed: int, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    """n pairs (x, T(x, z)) with x from the source, drawn from their own seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    was_training = net.training
+    net.eval()
+    xs, ys = [], []
+    z_dim = getattr(net, "z_dim", 0)
+    for i in range(0, n, chunk):
+        m = min(chunk, n - i)
+        x = source.sample(m, g)
+        z = torch.randn(m, z_dim, generator=g) if z_dim else None
+        dev = next(net.parameters()).device
+        xs.append(x)
+        ys.append(net(x.to(dev), None if z is None else z.to(dev)).cpu())
+    net.train(was_training)
+    return torch.cat(xs), torch.cat(ys)
+
+
+def check_metrics(names: list[str]) -> None:
+    for name in names:
+        if name not in METRICS:
+            raise ConfigError("eval.metrics", f"unknown metric {name!r}; choose from {list(METRICS)}")
+
+
+def compute_metrics(
+    names: list[str],
+    x: Tensor,
+    y: Tensor,
+    target: Any,
+    seed: int,
+    ou_time: float | None = None,
+    mode_radius: float | None = None,
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    ref = target.sample(len(y), torch.Generator().manual_seed(seed + 1))
+    for name in names:
+        if name == "kl_knn":
+            out["kl_knn"] = M.knn_kl(y, ref)
+        elif name == "energy":
+            out["energy"] = M.energy_distance(y, ref)
+        elif name == "modes":
+            if mode_radius is None:
+                out.update(M.mode_stats(y, target.centers, target.std))
+            else:
+                out.update(M.mode_stats(y, target.centers, mode_radius, n_std=1.0))
+        elif name == "monotonicity":
+            out["monotonicity"] = M.monotonicity(x, y)
+        elif name == "ou_symkl":
+            if not isinstance(target, OUTarget) or ou_time is None:
+                raise ConfigError("eval.ou_time", "ou_symkl needs an ou_target and eval.ou_time")
+            mean, cov = ou_solution(target.dim, ou_time, target.seed)
+            sym = M.gaussian_symmetric_kl(y, mean, cov)
+            out["ou_symkl"] = sym
+            out["ou_log10_symkl"] = float(torch.tensor(sym).log10())
+    return out
