@@ -104,11 +104,34 @@ def test_uotm_celebahq256_step(benchmark: Any) -> None:
     pytest.skip("celebahq256 networks exist but this step is not wired yet")
 
 
-@pytest.mark.skip(
-    reason="S-JKO per-iteration time at phase 1 vs phase 50 needs a phase-aware training loop "
-    "(fastot.algorithms.SJKO + fastot.train, both in progress); not wired yet"
-)
-def test_sjko_phase_iteration(benchmark: Any) -> None:
-    # TO WIRE: time one S-JKO iteration at phase 1 and at phase 50 (the frozen previous maps make
-    # the reference push-forward grow with the phase unless they are composed once).
-    pass
+@pytest.mark.parametrize("phase", [1, 50])
+def test_sjko_phase_iteration(benchmark: Any, phase: int, tmp_path: Any) -> None:
+    """One S-JKO training iteration (potential + map update) at phase 1 and at phase 50 of the
+    sjko-25gaussians preset: T_old is one frozen network, so the time must not grow with k."""
+    from fastot.train.config import load_config
+    from fastot.train.loop import Run
+
+    overrides = [
+        "algorithm.num_phases=51",
+        "algorithm.init_iterations=1",
+        "algorithm.phase_iterations=1",
+        "train.progress=false",
+    ]
+    run = Run(load_config("sjko-25gaussians", overrides), tmp_path)
+    for it in range(phase + 1):  # reach the phase the real way: one iteration per phase
+        run.iteration(it)
+    assert run.algo.phase == phase
+    benchmark.group = "train_step sjko 25-Gaussians B=400 phase 1 vs 50 threads=1"
+    with num_threads(1):
+        time_callable(benchmark, lambda: run.iteration(phase), warmup_rounds=3)
+    record(
+        benchmark,
+        {
+            "kind": "train",
+            "op": "sjko_iteration",
+            "provider": f"phase{phase}",
+            "threads": 1,
+            "shape": "B=400 d=2 UOTM toy nets",
+        },
+        None,
+    )

@@ -1,4 +1,4 @@
-"""S-JKO: the semi-dual JKO scheme with the reparametrisation T_k = Delta T_k o T_{k-1} (S-JKO Sec. 4).
+"""S-JKO: the JKO scheme of a Wasserstein gradient flow as a sequence of source-fixed UOT problems.
 
 Phase 0 runs ``init_iterations`` against T_old = identity (it is source-fixed UOTM); every later
 phase runs ``phase_iterations``. At a phase start T_old becomes a frozen copy of the current map
