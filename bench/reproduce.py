@@ -42,7 +42,7 @@ def _sjko(phases: int, init: int, per_phase: int) -> list[str]:
 
 # Paper tau 0.1 / 0.02 on c = tau/2 |x - y|^2 is our tau 0.05 / 0.01 on c = tau |x - y|^2.
 TABLE1 = [
-    Row(f"{name} τ={paper_tau}", preset, [f"algorithm.tau={paper_tau / 2}"], 4000)
+    Row(f"{name} τ={paper_tau}", preset, [f"algorithm.tau={paper_tau / 2}"], 1000)
     for name, preset in (
         ("OTM", "otm-table1-1d"),
         ("UOTM fixed source", "uotm-fixed-source-table1-1d"),
@@ -50,31 +50,31 @@ TABLE1 = [
     )
     for paper_tau in (0.1, 0.02)
 ]
-OUTLIER = [Row("OTM", "otm-outlier-1d", [], 1500), Row("UOTM", "uotm-outlier-1d", [], 1500)]
+OUTLIER = [Row("OTM", "otm-outlier-1d", [], 1000), Row("UOTM", "uotm-outlier-1d", [], 1000)]
 UNIFIED = [
-    Row(name, f"unified-{name}-8g", ["eval.every=0"], 4000)
+    Row(name, f"unified-{name}-8g", ["eval.every=0"], 1500)
     for name in ("wgan", "wgan-gp", "otm", "uotm-nocost", "uotm")
 ]
 GRIDS = [
-    Row("S-JKO 25 Gaussians", "sjko-25gaussians", [*_sjko(10, 600, 600), "eval.every=0"]),
-    Row("UOTM 25 Gaussians", "uotm-25gaussians", ["eval.every=0"], 6000),
-    Row("UOTM fixed source 25 Gaussians", "uotm-fixed-source-25gaussians", ["eval.every=0"], 6000),
+    Row("S-JKO 25 Gaussians", "sjko-25gaussians", [*_sjko(10, 200, 200), "eval.every=0"]),
+    Row("UOTM 25 Gaussians", "uotm-25gaussians", ["eval.every=0"], 2000),
+    Row("UOTM fixed source 25 Gaussians", "uotm-fixed-source-25gaussians", ["eval.every=0"], 2000),
     Row(
         "S-JKO two circles",
         "sjko-two-circles",
-        [*_sjko(10, 600, 600), "eval.every=0", "eval.metrics=[kl_knn,energy]"],
+        [*_sjko(10, 200, 200), "eval.every=0", "eval.metrics=[kl_knn,energy]"],
     ),
     Row(
         "UOTM two circles",
         "uotm-25gaussians",
         ["data.target.name=two_circles", "eval.every=0", "eval.metrics=[kl_knn,energy]"],
-        6000,
+        2000,
     ),
     Row(
         "UOTM fixed source two circles",
         "uotm-fixed-source-25gaussians",
         ["data.target.name=two_circles", "eval.every=0", "eval.metrics=[kl_knn,energy]"],
-        6000,
+        2000,
     ),
 ]
 WEAK = [
@@ -89,7 +89,7 @@ WEAK = [
 ]
 # t = K h with h = 0.1: the snapshot after phase 4 is t = 0.5, after phase 8 t = 0.9.
 OU = [
-    Row(f"S-JKO OU d={d}", "sjko-ou", [f"data.source.dim={d}", f"data.target.dim={d}", *_sjko(9, 1000, 500)])
+    Row(f"S-JKO OU d={d}", "sjko-ou", [f"data.source.dim={d}", f"data.target.dim={d}", *_sjko(9, 400, 200)])
     for d in (2, 4, 6, 10)
 ]
 EXPERIMENTS: dict[str, list[Row]] = {

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "convert.h"
 #include "row_chunks.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(FASTOT_NO_CLONES)
@@ -31,7 +32,7 @@ FASTOT_SIMD_CLONES acc_t<T> tile_sq_diff_sum(const T* a, const T* b, int64_t n) 
   acc_t<T> s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < n; ++j) {
-    const acc_t<T> diff = acc_t<T>(a[j]) - acc_t<T>(b[j]);
+    const acc_t<T> diff = load_acc(a[j]) - load_acc(b[j]);
     s += diff * diff;
   }
   return s;
@@ -42,7 +43,7 @@ template <typename T>
 FASTOT_SIMD_CLONES acc_t<T> tile_sq_sum(const T* a, int64_t n) {
   acc_t<T> s = 0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += acc_t<T>(a[j]) * acc_t<T>(a[j]);
+  for (int64_t j = 0; j < n; ++j) s += load_acc(a[j]) * load_acc(a[j]);
   return s;
 }
 
@@ -74,7 +75,7 @@ FASTOT_SIMD_CLONES double sq_diff_sum_fine(const T* a, const T* b, int64_t n) {
     acc_t<T> s = 0;
 #pragma omp simd reduction(+ : s)
     for (int64_t j = j0; j < j1; ++j) {
-      const acc_t<T> diff = acc_t<T>(a[j]) - acc_t<T>(b[j]);
+      const acc_t<T> diff = load_acc(a[j]) - load_acc(b[j]);
       s += diff * diff;
     }
     total += static_cast<double>(s);
@@ -86,21 +87,21 @@ FASTOT_SIMD_CLONES double sq_diff_sum_fine(const T* a, const T* b, int64_t n) {
 template <typename T>
 FASTOT_SIMD_CLONES void scaled_diff(T* out, const T* a, const T* b, acc_t<T> coef, int64_t n) {
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) out[j] = T(coef * (acc_t<T>(a[j]) - acc_t<T>(b[j])));
+  for (int64_t j = 0; j < n; ++j) out[j] = store_as<T>(coef * (load_acc(a[j]) - load_acc(b[j])));
 }
 
 // out_j = coef * a_j over [0, n).
 template <typename T>
 FASTOT_SIMD_CLONES void scaled(T* out, const T* a, acc_t<T> coef, int64_t n) {
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) out[j] = T(coef * acc_t<T>(a[j]));
+  for (int64_t j = 0; j < n; ++j) out[j] = store_as<T>(coef * load_acc(a[j]));
 }
 
 // acc_j += a_j over [0, n).
 template <typename T>
 FASTOT_SIMD_CLONES void accumulate(acc_t<T>* acc, const T* a, int64_t n) {
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) acc[j] += acc_t<T>(a[j]);
+  for (int64_t j = 0; j < n; ++j) acc[j] += load_acc(a[j]);
 }
 
 // Weak quadratic cost, one sample z of a tile: adds sum (x - y)^2 and sum (y - mean)^2.
@@ -110,8 +111,8 @@ FASTOT_SIMD_CLONES void weak_tile_sums(const T* x, const T* y, const acc_t<T>* m
   acc_t<T> t = 0, s = 0;
 #pragma omp simd reduction(+ : t, s)
   for (int64_t j = 0; j < n; ++j) {
-    const acc_t<T> v = acc_t<T>(y[j]);
-    const acc_t<T> dx = acc_t<T>(x[j]) - v;
+    const acc_t<T> v = load_acc(y[j]);
+    const acc_t<T> dx = load_acc(x[j]) - v;
     const acc_t<T> dm = v - mean[j];
     t += dx * dx;
     s += dm * dm;
@@ -126,8 +127,8 @@ FASTOT_SIMD_CLONES void weak_tile_grad(T* out, const T* x, const T* y, const acc
                                        acc_t<T> c_v, int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
-    const acc_t<T> v = acc_t<T>(y[j]);
-    out[j] = T(c_t * (v - acc_t<T>(x[j])) - c_v * (v - mean[j]));
+    const acc_t<T> v = load_acc(y[j]);
+    out[j] = store_as<T>(c_t * (v - load_acc(x[j])) - c_v * (v - mean[j]));
   }
 }
 
@@ -137,7 +138,7 @@ FASTOT_SIMD_CLONES void energy_tile_transport(acc_t<T>* gz, acc_t<T>* gx, const 
                                               int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
-    const acc_t<T> t = a * (acc_t<T>(y[j]) - acc_t<T>(x[j]));
+    const acc_t<T> t = a * (load_acc(y[j]) - load_acc(x[j]));
     gz[j] = t;
     gx[j] -= t;
   }
@@ -149,7 +150,7 @@ FASTOT_SIMD_CLONES void energy_tile_pair(acc_t<T>* gi, acc_t<T>* gw, const T* yi
                                          int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
-    const acc_t<T> t = c * (acc_t<T>(yi[j]) - acc_t<T>(yw[j]));
+    const acc_t<T> t = c * (load_acc(yi[j]) - load_acc(yw[j]));
     gi[j] -= t;
     gw[j] += t;
   }
@@ -159,7 +160,7 @@ FASTOT_SIMD_CLONES void energy_tile_pair(acc_t<T>* gi, acc_t<T>* gw, const T* yi
 template <typename T>
 FASTOT_SIMD_CLONES void store(T* out, const acc_t<T>* a, int64_t n) {
 #pragma omp simd
-  for (int64_t j = 0; j < n; ++j) out[j] = T(a[j]);
+  for (int64_t j = 0; j < n; ++j) out[j] = store_as<T>(a[j]);
 }
 
 }  // namespace fastot::cpu
