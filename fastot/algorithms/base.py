@@ -39,6 +39,8 @@ class StepContext:
     batch_size: int
     generator: torch.Generator
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # fp16 training multiplies losses by this before backward; R1's inner gradient uses it too.
+    loss_scale: float = 1.0
 
     def source_batch(self, n: int | None = None) -> Tensor:
         return self.source.sample(n or self.batch_size, self.generator).to(self.device)
@@ -180,7 +182,11 @@ class UnifiedOT:
 
     def regularization(self, ctx: StepContext, y: Tensor, v_real: Tensor, y_fake: Tensor) -> Tensor | None:
         if self.regularizer == "r1" and self.reg_weight > 0:
-            (grad,) = torch.autograd.grad(v_real.sum(), y, create_graph=True)
+            # Under fp16 the half-precision backward of an unscaled sum underflows: scale it like
+            # the loss, then divide back in float32 before squaring.
+            s = ctx.loss_scale
+            (grad,) = torch.autograd.grad(v_real.sum() * s, y, create_graph=True)
+            grad = grad.float() / s if s != 1.0 else grad
             return r1_penalty(grad, self.reg_weight)
         if self.regularizer == "gp" and self.reg_weight > 0:
             # Gulrajani et al.: lambda * E(||grad v(x_hat)|| - 1)^2 on random interpolates.

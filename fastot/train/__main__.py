@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the resolved config and the networks, then exit"
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return p
 
@@ -49,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
             preset = args.preset or DEFAULT_PRESET
             cfg = load_config(preset, args.overrides)
             run_dir = args.out or Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if args.dry_run:
+            _dry_run(cfg)
+            return 0
         from fastot.train.loop import train
 
         summary = train(cfg, run_dir, resume=args.resume is not None)
@@ -58,8 +64,26 @@ def main(argv: list[str] | None = None) -> int:
     except DivergenceError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
-    print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2))
+    if summary:  # ranks > 0 of a multi-process run print nothing
+        print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2))
     return 0
+
+
+def _dry_run(cfg) -> None:
+    from omegaconf import OmegaConf
+
+    from fastot.data import build_sampler
+    from fastot.nn import build_map, build_potential
+    from fastot.train.config import to_container
+    from fastot.train.loop import implied_network_args
+
+    print(OmegaConf.to_yaml(cfg, resolve=True))
+    implied = implied_network_args(build_sampler(to_container(cfg, "data.target"), "data.target"))
+    for key, build in (("networks.map", build_map), ("networks.potential", build_potential)):
+        net = build(to_container(cfg, key), **implied)
+        n = sum(p.numel() for p in net.parameters())
+        print(f"{key}: {type(net).__name__}, {n:,} parameters ({n / 1e6:.2f}M)")
+        print(net)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,13 @@ BASE: dict[str, Any] = {
         "keep_checkpoints": 2,
         "progress": True,
         "threads": None,
+        "amp": "none",  # "bf16" (autocast) or "fp16" (autocast + GradScaler)
+        "channels_last": False,
+        "compile": False,  # torch.compile the networks
+        "grad_clip": None,  # max gradient norm, None = no clipping
+        "sample_every": 0,  # image runs: a PNG grid of T(x, z) every this many iterations (0 = off)
+        "sample_grid": 64,  # images per grid
+        "tensorboard": False,
     },
     "eval": {
         "n_samples": 10000,
@@ -138,6 +145,13 @@ def validate(cfg: DictConfig) -> None:
     ):
         _positive_int(cfg, key)
     _positive_int(cfg, "eval.every", allow_zero=True)
+    _positive_int(cfg, "train.sample_every", allow_zero=True)
+    _positive_int(cfg, "train.sample_grid")
+    if cfg.train.amp not in ("none", "bf16", "fp16"):
+        raise ConfigError("train.amp", f"must be 'none', 'bf16' or 'fp16', got {cfg.train.amp!r}")
+    clip = cfg.train.grad_clip
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
+        raise ConfigError("train.grad_clip", f"must be a positive number or null, got {clip!r}")
     if cfg.optim.schedule not in ("constant", "cosine"):
         raise ConfigError("optim.schedule", f"must be 'constant' or 'cosine', got {cfg.optim.schedule!r}")
     if not 0 <= cfg.train.ema.decay < 1:

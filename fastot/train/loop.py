@@ -23,10 +23,15 @@ from fastot.algorithms import StepContext, build_algorithm
 from fastot.data import build_sampler
 from fastot.nn import build_map, build_potential
 from fastot.train import checkpoint as ckpt
+from fastot.train import runtime
 from fastot.train.config import to_container
 from fastot.train.ema import EMA
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import check_metrics, compute_metrics, generate
+
+# fp16 steps whose loss overflowed are skipped by the GradScaler (which lowers its scale); only this
+# many in a row count as divergence.
+MAX_SKIPPED_FP16_STEPS = 20
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
@@ -52,12 +57,19 @@ class Run:
         if cfg.train.threads:
             torch.set_num_threads(int(cfg.train.threads))
         self.device = torch.device(cfg.device)
-        torch.manual_seed(cfg.seed)  # network initialisation
+        self.rank, self.world = runtime.init_distributed(self.device)
+        torch.manual_seed(cfg.seed)  # network initialisation, the same on every rank
         self.source = build_sampler(to_container(cfg, "data.source"), "data.source")
         self.target = build_sampler(to_container(cfg, "data.target"), "data.target")
-        implied = {"dim": self.target.dim} if hasattr(self.target, "dim") else {}  # vector data
+        implied = implied_network_args(self.target)
         self.map = build_map(to_container(cfg, "networks.map"), **implied).to(self.device)
         self.potential = build_potential(to_container(cfg, "networks.potential"), **implied).to(self.device)
+        if cfg.train.channels_last:
+            self.map.to(memory_format=torch.channels_last)
+            self.potential.to(memory_format=torch.channels_last)
+        runtime.broadcast_parameters(self.map, self.potential)
+        self.precision = runtime.Precision(cfg.train.amp, self.device)
+        self.skipped = 0
         self.algo = build_algorithm(to_container(cfg, "algorithm"))
         self.opt_map = build_optimizer(self.map.parameters(), to_container(cfg, "optim.map"), "optim.map")
         self.opt_pot = build_optimizer(
@@ -69,10 +81,15 @@ class Run:
         if self.total is None:
             raise ConfigError("train.iterations", "required for this algorithm")
         self.ema = EMA(self.map, cfg.train.ema.decay) if cfg.train.ema.enabled else None
-        self.generator = torch.Generator().manual_seed(cfg.seed + 1)  # the training stream
+        self.generator = torch.Generator().manual_seed(self._stream_seed(0))  # the training stream
+        run_net = {
+            "autocast_dtype": self.precision.dtype,
+            "channels_last": cfg.train.channels_last,
+            "compile": cfg.train.compile,
+        }
         self.ctx = StepContext(
-            self.map,
-            self.potential,
+            runtime.Runner(self.map, self.device, **run_net),
+            runtime.Runner(self.potential, self.device, **run_net),
             self.source,
             self.target,
             cfg.train.batch_size,
@@ -84,6 +101,12 @@ class Run:
         self.elapsed = 0.0
         self.window: dict[str, list[float]] = {}  # losses since the last log row (checkpointed)
         self.last_ckpt: Path | None = None
+
+    def _stream_seed(self, step: int) -> int:
+        # Rank 0 of a fresh run draws exactly what a single process draws.
+        if self.rank == 0 and step == 0:
+            return self.cfg.seed + 1
+        return self.cfg.seed + 1 + 1_000_003 * self.rank + 7919 * step
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -98,6 +121,8 @@ class Run:
             "ema": None if self.ema is None else self.ema.state_dict(),
             "algorithm": self.algo.state_dict(),
             "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
+            "rng_ranks": runtime.all_gather_objects(self.generator.get_state()),
+            "precision": self.precision.state_dict(),
             "log_window": {k: list(v) for k, v in self.window.items()},
         }
 
@@ -110,14 +135,23 @@ class Run:
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.algo.load_state_dict(state["algorithm"], self.ctx)
-        self.generator.set_state(state["rng"]["generator"])
+        ranks = state.get("rng_ranks") or [state["rng"]["generator"]]
+        if len(ranks) == self.world:  # same world size: every rank continues its own stream
+            self.generator.set_state(ranks[self.rank])
+        else:  # another world size: fresh per-rank streams, deterministic in (seed, step, rank)
+            self.generator.manual_seed(self._stream_seed(self.step) if self.rank else 0)
+            if self.rank == 0:
+                self.generator.set_state(state["rng"]["generator"])
         torch.set_rng_state(state["rng"]["torch"])
+        self.precision.load_state_dict(state.get("precision", {}))
         self.window = {k: list(v) for k, v in state.get("log_window", {}).items()}
 
     def save_checkpoint(self) -> None:
         path = ckpt.checkpoint_path(self.run_dir, self.step)
-        ckpt.save_atomic(self.state_dict(), path)
-        ckpt.prune(self.run_dir, self.cfg.train.keep_checkpoints)
+        state = self.state_dict()  # a collective call: every rank takes part
+        if self.rank == 0:
+            ckpt.save_atomic(state, path)
+            ckpt.prune(self.run_dir, self.cfg.train.keep_checkpoints)
         self.last_ckpt = path
 
     @property
@@ -135,9 +169,18 @@ class Run:
                 group["lr"] = lr
 
     def _check(self, it: int, name: str, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
-            last = str(self.last_ckpt) if self.last_ckpt else None
-            raise DivergenceError(it, name, float(loss.detach()), last)
+        if torch.isfinite(loss):
+            return
+        if self.precision.name == "fp16" and self.skipped < MAX_SKIPPED_FP16_STEPS:
+            self.skipped += 1  # the GradScaler skips this step and lowers its scale
+            return
+        last = str(self.last_ckpt) if self.last_ckpt else None
+        raise DivergenceError(it, name, float(loss.detach()), last)
+
+    def _update(self, loss: torch.Tensor, which: str, opt: torch.optim.Optimizer, net: nn.Module) -> None:
+        opt.zero_grad(set_to_none=True)
+        self.precision.backward(loss, which)
+        self.precision.step(opt, which, net, self.cfg.train.grad_clip)
 
     def iteration(self, it: int) -> dict[str, float]:
         self._set_lr(it)
@@ -146,25 +189,32 @@ class Run:
         logs: dict[str, float] = {}
         self.potential.requires_grad_(True)
         for _ in range(algo.k_v):
+            ctx.loss_scale = self.precision.loss_scale("potential")  # R1's gradient under fp16
             loss, logs_v = algo.potential_loss(ctx)
             self._check(it, "potential loss", loss)
-            self.opt_pot.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_pot.step()
+            self._update(loss, "potential", self.opt_pot, self.potential)
             algo.after_potential_step(ctx)
         logs.update(logs_v)
         self.potential.requires_grad_(False)  # the map step needs no potential weight gradients
         for _ in range(algo.k_t):
             loss, logs_t = algo.map_loss(ctx)
             self._check(it, "map loss", loss)
-            self.opt_map.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt_map.step()
+            self._update(loss, "map", self.opt_map, self.map)
         self.potential.requires_grad_(True)
         logs.update(logs_t)
         if self.ema is not None:
             self.ema.update(self.map)
         return logs
+
+
+def implied_network_args(target: Any) -> dict[str, Any]:
+    """Network arguments the data determine: ``dim`` for vectors, ``channels``/``image_size`` for images."""
+    if hasattr(target, "dim"):
+        return {"dim": target.dim}
+    shape = getattr(target, "shape", None)
+    if shape is not None and len(shape) == 3:
+        return {"channels": shape[0], "image_size": shape[-1]}
+    return {}
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -176,11 +226,14 @@ def _truncate_log(path: Path, step: int) -> None:
 
 
 def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
-    """Train (or continue) the run in ``run_dir``; returns the summary."""
+    """Train (or continue) the run in ``run_dir``; returns the summary (empty on ranks > 0).
+
+    With several processes every rank trains; only rank 0 writes logs, samples and checkpoints.
+    """
     from tqdm.auto import tqdm
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     run = Run(cfg, run_dir)
+    main = run.rank == 0
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
         path = ckpt.latest_checkpoint(run_dir)
@@ -188,63 +241,106 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any
             raise ConfigError("resume", f"no checkpoint in {run_dir / 'checkpoints'}")
         run.load_state_dict(ckpt.load(path))
         run.last_ckpt = path
-        _truncate_log(metrics_path, run.step)
-    else:
-        metrics_path.write_text("")
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # on resume: with any new overrides
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _truncate_log(metrics_path, run.step)
+        else:
+            metrics_path.write_text("")
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # on resume: with any new overrides
+    writer = Writer(run, metrics_path) if main else None
 
     t0 = time.perf_counter() - run.elapsed
     window = run.window
     bar = tqdm(
         total=run.total,
         initial=run.step,
-        disable=not cfg.train.progress,
+        disable=not (cfg.train.progress and main),
         dynamic_ncols=True,
         desc=f"{cfg.algorithm.name}",
     )
-    with metrics_path.open("a") as log:
-        for it in range(run.step, run.total):
-            logs = run.iteration(it)
-            run.step = it + 1
-            run.elapsed = time.perf_counter() - t0
-            for k, v in logs.items():
-                window.setdefault(k, []).append(v)
-            label = run.algo.snapshot_due(it)
-            if label is not None:
-                _snapshot(run, label)
-            eval_due = bool(cfg.eval.every) and run.step % cfg.eval.every == 0
-            if run.step % cfg.train.log_every == 0 or run.step == run.total or eval_due:
-                # losses are averaged over the logging window; schedule/phase values are current
-                row = {
-                    "step": run.step,
-                    **{k: float(np.mean(v)) for k, v in window.items()},
-                    **run.algo.log_values(),
-                    "wall_time": round(run.elapsed, 3),
-                }
+    for it in range(run.step, run.total):
+        logs = run.iteration(it)
+        run.step = it + 1
+        run.elapsed = time.perf_counter() - t0
+        for k, v in logs.items():
+            window.setdefault(k, []).append(v)
+        label = run.algo.snapshot_due(it)
+        if main and label is not None:
+            _snapshot(run, label)
+        eval_due = bool(cfg.eval.every) and run.step % cfg.eval.every == 0
+        if run.step % cfg.train.log_every == 0 or run.step == run.total or eval_due:
+            # losses are averaged over the logging window; schedule/phase values are current
+            row = {
+                "step": run.step,
+                **{k: float(np.mean(v)) for k, v in window.items()},
+                **run.algo.log_values(),
+                "wall_time": round(run.elapsed, 3),
+            }
+            window.clear()
+            if writer is not None:
                 if eval_due:
-                    x, y = generate(run.sampling_map, run.source, cfg.eval.eval_n, cfg.eval.seed)
-                    row.update(
-                        compute_metrics(
-                            list(cfg.eval.metrics),
-                            x,
-                            y,
-                            run.target,
-                            cfg.eval.seed,
-                            cfg.eval.ou_time,
-                            cfg.eval.mode_radius,
-                        )
-                    )
-                log.write(json.dumps(row) + "\n")
-                log.flush()
-                window.clear()
+                    row.update(_evaluate(run, cfg.eval.eval_n))
+                writer.write(row)
                 bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss_v", "loss_T") if k in row})
-            if run.step % cfg.train.ckpt_every == 0 or run.step == run.total:
-                run.save_checkpoint()
-            bar.update(1)
+        if writer is not None and cfg.train.sample_every and run.step % cfg.train.sample_every == 0:
+            writer.sample_grid()
+        if run.step % cfg.train.ckpt_every == 0 or run.step == run.total:
+            run.save_checkpoint()
+        bar.update(1)
     bar.close()
-    if run.last_ckpt is None or ckpt.latest_checkpoint(run_dir) is None:
+    if run.last_ckpt is None or (main and ckpt.latest_checkpoint(run_dir) is None):
         run.save_checkpoint()
+    if writer is None:
+        return {}
+    writer.close()
     return finish(run, run.elapsed, t0)
+
+
+def _evaluate(run: Run, n: int) -> dict[str, float]:
+    cfg = run.cfg
+    x, y = generate(run.sampling_map, run.source, n, cfg.eval.seed)
+    return compute_metrics(
+        list(cfg.eval.metrics), x, y, run.target, cfg.eval.seed, cfg.eval.ou_time, cfg.eval.mode_radius
+    )
+
+
+class Writer:
+    """Rank 0's outputs during training: metrics.jsonl, TensorBoard, image sample grids."""
+
+    def __init__(self, run: Run, metrics_path: Path) -> None:
+        self.run = run
+        self.log = metrics_path.open("a")
+        self.tb = None
+        if run.cfg.train.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ConfigError("train.tensorboard", f"needs the tensorboard package ({e})") from None
+            self.tb = SummaryWriter(str(run.run_dir / "tensorboard"))
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.log.write(json.dumps(row) + "\n")
+        self.log.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    self.tb.add_scalar(k, v, row["step"])
+
+    def sample_grid(self) -> None:
+        from fastot.train.images import save_grid
+
+        run = self.run
+        # The same seeded inputs every time, so successive grids show the same samples evolving.
+        _, y = generate(run.sampling_map, run.source, run.cfg.train.sample_grid, run.cfg.eval.seed)
+        if y.dim() != 4:
+            return  # grids are for images; toys get their plots at the end
+        save_grid(y, run.run_dir / "samples" / f"{run.step:08d}.png")
+
+    def close(self) -> None:
+        self.log.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def _snapshot(run: Run, label: str) -> None:
@@ -261,7 +357,11 @@ def finish(run: Run, train_time: float, t0: float) -> dict[str, Any]:
     results = compute_metrics(
         list(cfg.eval.metrics), x, y, run.target, cfg.eval.seed, cfg.eval.ou_time, cfg.eval.mode_radius
     )
-    if cfg.eval.plots:
+    if y.dim() == 4:
+        from fastot.train.images import save_grid
+
+        save_grid(y[: cfg.train.sample_grid], run.run_dir / "samples.png")
+    if cfg.eval.plots and y.dim() == 2:
         ref = run.target.sample(len(y), torch.Generator().manual_seed(cfg.eval.seed + 1))
         from fastot.train.plots import plot_run
 

@@ -1,0 +1,144 @@
+"""Trainer runtime: mixed precision, R1 under loss scaling, gradient clipping, several processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from fastot.algorithms import StepContext, build_algorithm
+from fastot.data.toy import Gaussian
+from fastot.nn.toy import MLPPotential, UOTMToyMap
+from fastot.train import checkpoint as ckpt
+from fastot.train.config import load_config
+from fastot.train.errors import ConfigError
+from fastot.train.images import grid_array
+from fastot.train.loop import Run, train
+
+FAST = ["train.progress=false", "train.threads=1", "eval.n_samples=200", "eval.plots=false"]
+
+
+def _cfg(*extra: str, iterations: int = 4):
+    return load_config(
+        "uotm-outlier-1d", [*FAST, f"train.iterations={iterations}", "train.batch_size=32", *extra]
+    )
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_runs_and_keeps_float32_weights(amp, tmp_path):
+    summary = train(_cfg(f"train.amp={amp}"), tmp_path)
+    assert summary["steps"] == 4
+    state = ckpt.load(ckpt.latest_checkpoint(tmp_path))
+    assert all(t.dtype == torch.float32 for t in state["map"].values())
+    if amp == "fp16":
+        assert state["precision"]["potential"]["scale"] > 0  # the scaler state is checkpointed
+
+
+def test_r1_under_loss_scaling_equals_unscaled():
+    torch.manual_seed(0)
+    pot = MLPPotential(dim=3)
+    algo = build_algorithm({"name": "otm", "reg_weight": 0.7})
+    ctx = StepContext(UOTMToyMap(dim=3), pot, Gaussian(3), Gaussian(3), 16, torch.Generator().manual_seed(0))
+    y = torch.randn(16, 3, requires_grad=True)
+    ref = algo.regularization(ctx, y, pot(y), y)
+    ctx.loss_scale = 2.0**16
+    y2 = y.detach().clone().requires_grad_(True)
+    scaled = algo.regularization(ctx, y2, pot(y2), y2)
+    torch.testing.assert_close(scaled, ref)
+
+
+def test_gradient_clipping_bounds_the_update(tmp_path):
+    cfg = _cfg("train.grad_clip=1e-2")
+    cfg.optim.map = {"name": "sgd", "lr": 1.0}
+    run = Run(cfg, tmp_path)
+    before = [p.detach().clone() for p in run.map.parameters()]
+    run.iteration(0)
+    step = torch.cat([(p.detach() - b).flatten() for p, b in zip(run.map.parameters(), before, strict=True)])
+    assert 0 < step.norm() <= 1e-2 * 1.01  # SGD with lr 1: the step is the clipped gradient
+
+
+@pytest.mark.parametrize(
+    "key,value", [("train.amp", "fp8"), ("train.grad_clip", "-1"), ("train.sample_grid", "0")]
+)
+def test_bad_runtime_config_names_the_key(key, value):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        _cfg(f"{key}={value}")
+
+
+def test_image_grid_layout_and_range():
+    imgs = torch.linspace(-1, 1, 5 * 3 * 4 * 4).reshape(5, 3, 4, 4)
+    grid = grid_array(imgs, nrow=3, pad=1)
+    assert grid.shape == (2 * 5 + 1, 3 * 5 + 1, 3) and grid.dtype.name == "uint8"
+    assert grid[1, 1, 0] == 0 and grid[1 + 5 + 3, 1 + 5 + 3, 2] == 255  # first value -1, last +1
+    with pytest.raises(ValueError, match="images"):
+        grid_array(torch.zeros(2, 2, 4, 4))
+
+
+# --------------------------------------------------------------------------- several processes
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, run_dir: str, overrides: list[str], mode: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    import torch.distributed as dist
+
+    try:
+        cfg = load_config("uotm-outlier-1d", overrides)
+        if mode == "train":
+            train(cfg, Path(run_dir))
+        else:  # lockstep: each rank keeps its own weights after a few iterations
+            run = Run(cfg, Path(run_dir))
+            for it in range(3):
+                run.iteration(it)
+            torch.save(run.map.state_dict(), Path(run_dir) / f"rank{rank}.pt")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _spawn(world: int, run_dir: Path, overrides: list[str], mode: str) -> None:
+    args = (world, _free_port(), str(run_dir), overrides, mode)
+    mp.start_processes(_worker, args=args, nprocs=world, start_method="spawn")
+
+
+OVERRIDES = [*FAST, "train.iterations=3", "train.batch_size=16", "train.ckpt_every=3"]
+
+
+def test_two_processes_average_gradients_in_lockstep(tmp_path):
+    _spawn(2, tmp_path, OVERRIDES, "lockstep")
+    w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert w0.keys() == w1.keys()
+    for k in w0:  # different batches per rank, the same averaged gradients: identical weights
+        torch.testing.assert_close(w0[k], w1[k], atol=0, rtol=0)
+    single = Run(load_config("uotm-outlier-1d", OVERRIDES), tmp_path / "single")
+    for it in range(3):
+        single.iteration(it)
+    assert any(not torch.equal(v, w0[k]) for k, v in single.map.state_dict().items())
+
+
+def test_only_rank_zero_writes_and_resume_with_another_world_size(tmp_path):
+    _spawn(2, tmp_path, OVERRIDES, "train")
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["ckpt_00000003.pt"]
+    assert (tmp_path / "summary.json").exists()
+    rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 1  # one writer: rank 1 added nothing
+    state = ckpt.load(tmp_path / "checkpoints" / "ckpt_00000003.pt")
+    assert len(state["rng_ranks"]) == 2 and not torch.equal(state["rng_ranks"][0], state["rng_ranks"][1])
+    # The two-process run continues in one process.
+    cfg = load_config(None, ["train.iterations=5"], path=tmp_path / "config.yaml")
+    assert train(cfg, tmp_path, resume=True)["steps"] == 5
+
+
+def test_dry_run_prints_config_and_parameter_counts(capsys):
+    from fastot.train.__main__ import main
+
+    assert main(["--preset", "uotm-outlier-1d", "--dry-run", "seed=3"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 3" in out and "networks.map: UOTMToyMap" in out and "parameters" in out
