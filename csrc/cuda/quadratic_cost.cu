@@ -1,0 +1,158 @@
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <torch/library.h>
+
+#include "../common/checks.h"
+#include "common.cuh"
+
+namespace fastot::cuda {
+namespace {
+
+// Per (row, chunk) task: sum (x - y)^2. A row in one chunk writes scale * sum to out,
+// otherwise the chunk's sum goes to partial[task] for finish_rows_kernel.
+template <typename scalar_t, int V>
+__global__ void __launch_bounds__(kThreads)
+    quadratic_cost_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ y, RowPlan plan,
+                          double scale, scalar_t* __restrict__ out, double* __restrict__ partial) {
+  using acc = acc_t<scalar_t>;
+  __shared__ double smem[kWarpsPerBlock];
+  const RowTask t = row_task(plan, plan.tasks());
+  const scalar_t* xr = x + t.row * plan.d;
+  const scalar_t* yr = y + t.row * plan.d;
+  const int64_t stride = plan.stride(V);
+  double total = 0.0;
+  for (int64_t j = t.begin(V); j < t.j1;) {
+    acc s = 0;
+    for (int r = 0; r < kFlushPacks && j < t.j1; ++r, j += stride) {
+      acc a[V], b[V];
+      load_acc<V>(a, xr + j);
+      load_acc<V>(b, yr + j);
+#pragma unroll
+      for (int i = 0; i < V; ++i) {
+        const acc diff = a[i] - b[i];
+        s += diff * diff;
+      }
+    }
+    total += static_cast<double>(s);
+  }
+  total = group_sum(total, plan.group, smem);
+  if (!t.active || t.lane != 0) return;
+  if (plan.chunks == 1) {
+    out[t.row] = static_cast<scalar_t>(scale * total);
+  } else {
+    partial[t.index] = total;
+  }
+}
+
+// out[b] = scale * sum of the row's chunk partials, in double.
+template <typename scalar_t>
+__global__ void __launch_bounds__(kThreads)
+    finish_rows_kernel(const double* __restrict__ partial, int64_t rows, int64_t chunks, double scale,
+                       scalar_t* __restrict__ out) {
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (b >= rows) return;
+  double s = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) s += partial[b * chunks + c];
+  out[b] = static_cast<scalar_t>(scale * s);
+}
+
+// out = coef_b * (x - y) with coef_b = 2 * scale * grad_b.
+template <typename scalar_t, int V>
+__global__ void __launch_bounds__(kThreads)
+    quadratic_cost_backward_kernel(const double* __restrict__ grad, const scalar_t* __restrict__ x,
+                                   const scalar_t* __restrict__ y, RowPlan plan, double scale,
+                                   scalar_t* __restrict__ out) {
+  using acc = acc_t<scalar_t>;
+  const RowTask t = row_task(plan, plan.tasks());
+  if (!t.active) return;
+  const acc coef = static_cast<acc>(2.0 * scale * grad[t.row]);
+  const int64_t base = t.row * plan.d;
+  for (int64_t j = t.begin(V); j < t.j1; j += plan.stride(V)) {
+    acc a[V], b[V];
+    load_acc<V>(a, x + base + j);
+    load_acc<V>(b, y + base + j);
+#pragma unroll
+    for (int i = 0; i < V; ++i) a[i] = coef * (a[i] - b[i]);
+    store_acc<V>(out + base + j, a);
+  }
+}
+
+void check_pair(const at::Tensor& x, const at::Tensor& y) {
+  check_rows(x, "x");
+  check_like(x, "x", y, "y");
+  TORCH_CHECK_VALUE(x.sizes() == y.sizes(), "x and y must have the same shape, got ", x.sizes(), " and ",
+                    y.sizes());
+}
+
+at::Tensor quadratic_cost_forward(const at::Tensor& x_, const at::Tensor& y_, double scale) {
+  check_pair(x_, y_);
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), y = y_.contiguous();
+  const int64_t B = x.size(0), d = x.size(1);
+  at::Tensor out = at::empty({B}, x.options());
+  if (B == 0) return out;
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "quadratic_cost_cuda", [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* yp = y.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    const bool vec = d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp);
+    with_vec<scalar_t>(vec, [&](auto v) {
+      constexpr int V = decltype(v)::value;
+      const RowPlan plan = plan_rows(B, d, V, B);
+      at::Tensor partial;
+      double* pp = nullptr;
+      if (plan.chunks > 1) {
+        partial = at::empty({plan.tasks()}, x.options().dtype(at::kDouble));
+        pp = partial.mutable_data_ptr<double>();
+      }
+      quadratic_cost_kernel<scalar_t, V>
+          <<<grid(plan.blocks(plan.tasks())), kThreads, 0, stream>>>(xp, yp, plan, scale, op, pp);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      if (plan.chunks > 1) {
+        finish_rows_kernel<scalar_t>
+            <<<grid(ceil_div(B, kThreads)), kThreads, 0, stream>>>(pp, B, plan.chunks, scale, op);
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      }
+    });
+  });
+  return out;
+}
+
+at::Tensor quadratic_cost_backward(const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& y_,
+                                   double scale) {
+  check_pair(x_, y_);
+  TORCH_CHECK_VALUE(grad_.dim() == 1 && grad_.size(0) == x_.size(0), "grad must have shape [B], got ",
+                    grad_.sizes());
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), y = y_.contiguous();
+  const at::Tensor grad = grad_.to(x.device(), at::kDouble).contiguous();
+  const int64_t B = x.size(0), d = x.size(1);
+  at::Tensor out = at::empty(x.sizes(), x.options());
+  if (x.numel() == 0) return out;
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "quadratic_cost_backward_cuda",
+                                  [&] {
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* yp = y.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    const bool vec = d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp) && aligned16(op);
+    with_vec<scalar_t>(vec, [&](auto v) {
+      constexpr int V = decltype(v)::value;
+      const RowPlan plan = plan_rows(B, d, V, B);
+      quadratic_cost_backward_kernel<scalar_t, V><<<grid(plan.blocks(plan.tasks())), kThreads, 0, stream>>>(
+          grad.const_data_ptr<double>(), xp, yp, plan, scale, op);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastot, CUDA, m) {
+  m.impl("quadratic_cost", &quadratic_cost_forward);
+  m.impl("_quadratic_cost_backward", &quadratic_cost_backward);
+}
+
+}  // namespace fastot::cuda
