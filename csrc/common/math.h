@@ -11,6 +11,14 @@
 #define FASTOT_HD inline
 #endif
 
+// Device code has float overloads of the math functions in the global namespace; host code
+// has them in std:: only (::expm1 on a float would silently compute in double, several times slower).
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+#define FASTOT_MATH(fn) ::fn
+#else
+#define FASTOT_MATH(fn) std::fn
+#endif
+
 namespace fastot {
 
 // Order matches fastot.ops._reference.PSI_KINDS.
@@ -21,13 +29,13 @@ constexpr double kLog2 = 0.69314718055994530942;
 template <typename T>
 FASTOT_HD T stable_softplus(T s) {
   // log(1 + e^s) without overflow: max(s, 0) + log1p(e^{-|s|}).
-  return (s > T(0) ? s : T(0)) + ::log1p(::exp(-::fabs(s)));
+  return (s > T(0) ? s : T(0)) + FASTOT_MATH(log1p)(FASTOT_MATH(exp)(-FASTOT_MATH(fabs)(s)));
 }
 
 template <typename T>
 FASTOT_HD T stable_sigmoid(T s) {
-  if (s >= T(0)) return T(1) / (T(1) + ::exp(-s));
-  const T e = ::exp(s);
+  if (s >= T(0)) return T(1) / (T(1) + FASTOT_MATH(exp)(-s));
+  const T e = FASTOT_MATH(exp)(s);
   return e / (T(1) + e);
 }
 
@@ -43,8 +51,8 @@ FASTOT_HD void psi_star_value_grad(PsiKind kind, T t, T alpha, T* value, T* grad
       *grad = T(1);
       return;
     case PsiKind::KL:
-      *value = alpha * ::expm1(s);
-      *grad = ::exp(s);
+      *value = alpha * FASTOT_MATH(expm1)(s);
+      *grad = FASTOT_MATH(exp)(s);
       return;
     case PsiKind::Chi2:
       if (s >= T(-2)) {

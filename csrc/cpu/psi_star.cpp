@@ -4,6 +4,7 @@
 #include <torch/library.h>
 
 #include <tuple>
+#include <type_traits>
 
 #include "../common/checks.h"
 #include "loops.h"
@@ -11,6 +12,23 @@
 
 namespace fastot::cpu {
 namespace {
+
+template <PsiKind K>
+using Kind = std::integral_constant<PsiKind, K>;
+
+// Calls f(Kind<kind>{}) so that the per-element switch of psi_star_value_grad folds away
+// and the loops below are straight-line code.
+template <typename F>
+void with_kind(PsiKind kind, F&& f) {
+  switch (kind) {
+    case PsiKind::Identity: return f(Kind<PsiKind::Identity>{});
+    case PsiKind::KL: return f(Kind<PsiKind::KL>{});
+    case PsiKind::Chi2: return f(Kind<PsiKind::Chi2>{});
+    case PsiKind::Softplus: return f(Kind<PsiKind::Softplus>{});
+    case PsiKind::SoftplusUnscaled: return f(Kind<PsiKind::SoftplusUnscaled>{});
+  }
+  TORCH_CHECK(false, "unknown Psi* kind ", static_cast<int>(kind));
+}
 
 std::tuple<at::Tensor, at::Tensor> psi_star_forward(const at::Tensor& t_, c10::string_view kind_,
                                                     double alpha) {
@@ -24,13 +42,15 @@ std::tuple<at::Tensor, at::Tensor> psi_star_forward(const at::Tensor& t_, c10::s
     const scalar_t* tp = t.const_data_ptr<scalar_t>();
     scalar_t* vp = value.mutable_data_ptr<scalar_t>();
     scalar_t* gp = grad.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, t.numel(), 16384, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) {
-        acc v, g;
-        psi_star_value_grad<acc>(kind, acc(tp[i]), acc(alpha), &v, &g);
-        vp[i] = scalar_t(v);
-        gp[i] = scalar_t(g);
-      }
+    with_kind(kind, [&](auto k) {
+      at::parallel_for(0, t.numel(), 16384, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          acc v, g;
+          psi_star_value_grad<acc>(k.value, load_acc(tp[i]), acc(alpha), &v, &g);
+          vp[i] = store_as<scalar_t>(v);
+          gp[i] = store_as<scalar_t>(g);
+        }
+      });
     });
   });
   return {value, grad};
@@ -65,18 +85,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> semi_dual_loss_forward(
     scalar_t* dfp = d_fake.mutable_data_ptr<scalar_t>();
     scalar_t* drp = d_real.mutable_data_ptr<scalar_t>();
     double fake_sum = 0.0, real_sum = 0.0;
-    for (int64_t i = 0; i < B; ++i) {
-      acc v, g;
-      psi_star_value_grad<acc>(source, acc(fp[i]) - acc(cp[i]), acc(alpha), &v, &g);
-      fake_sum += v;
-      dfp[i] = scalar_t(g / acc(B));
-    }
-    for (int64_t j = 0; j < M; ++j) {
-      acc v, g;
-      psi_star_value_grad<acc>(target, -acc(rp[j]), acc(alpha), &v, &g);
-      real_sum += v;
-      drp[j] = scalar_t(-g / acc(M));
-    }
+    with_kind(source, [&](auto k) {
+      for (int64_t i = 0; i < B; ++i) {
+        acc v, g;
+        psi_star_value_grad<acc>(k.value, load_acc(fp[i]) - load_acc(cp[i]), acc(alpha), &v, &g);
+        fake_sum += v;
+        dfp[i] = store_as<scalar_t>(g / acc(B));
+      }
+    });
+    with_kind(target, [&](auto k) {
+      for (int64_t j = 0; j < M; ++j) {
+        acc v, g;
+        psi_star_value_grad<acc>(k.value, -load_acc(rp[j]), acc(alpha), &v, &g);
+        real_sum += v;
+        drp[j] = store_as<scalar_t>(-g / acc(M));
+      }
+    });
     *loss.mutable_data_ptr<scalar_t>() = scalar_t(fake_sum / double(B) + real_sum / double(M));
   });
   return {loss, d_fake, d_real};
