@@ -1,6 +1,6 @@
-"""Networks: toy MLPs of the papers and the name registries the trainer builds from."""
+"""Networks: toy MLPs and image networks of the papers, and the name registries the trainer builds from."""
 
-from fastot.nn import toy
+from fastot.nn import dcgan, discriminator, layers, ncsnpp, toy, translation
 from fastot.nn.registry import MAPS, POTENTIALS, build_map, build_potential, register_map, register_potential
 from fastot.nn.toy import MLPMap, MLPPotential, UOTMToyMap, UOTMToyPotential
 
@@ -13,7 +13,12 @@ __all__ = [
     "UOTMToyPotential",
     "build_map",
     "build_potential",
+    "dcgan",
+    "discriminator",
+    "layers",
+    "ncsnpp",
     "register_map",
     "register_potential",
     "toy",
+    "translation",
 ]
