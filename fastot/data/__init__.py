@@ -1,5 +1,6 @@
 """Data sources: exact toy samplers, the OU gradient flow, and the sampler registry."""
 
+import fastot.data.images  # noqa: F401  (registers the image samplers)
 from fastot.data import ou, toy
 from fastot.data.ou import OUTarget, ou_parameters, ou_solution
 from fastot.data.registry import SAMPLERS, build_sampler, register_sampler

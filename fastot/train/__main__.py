@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = args.resume
         else:
             preset = args.preset or DEFAULT_PRESET
-            cfg = load_config(preset, args.overrides)
+            cfg = load_config(preset, args.overrides, allow_missing=args.dry_run)
             run_dir = args.out or Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         if args.dry_run:
             _dry_run(cfg)
@@ -77,8 +77,12 @@ def _dry_run(cfg) -> None:
     from fastot.train.config import to_container
     from fastot.train.loop import implied_network_args
 
-    print(OmegaConf.to_yaml(cfg, resolve=True))
-    implied = implied_network_args(build_sampler(to_container(cfg, "data.target"), "data.target"))
+    print(OmegaConf.to_yaml(cfg, resolve=False))
+    target = to_container(cfg, "data.target")
+    if "size" in target:  # image data: no need to open the dataset to know the shapes
+        implied = {"channels": target.get("channels", 3), "image_size": target["size"]}
+    else:
+        implied = implied_network_args(build_sampler(target, "data.target"))
     for key, build in (("networks.map", build_map), ("networks.potential", build_potential)):
         net = build(to_container(cfg, key), **implied)
         n = sum(p.numel() for p in net.parameters())

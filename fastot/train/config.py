@@ -31,7 +31,7 @@ OPEN_SECTIONS = (
 
 BASE: dict[str, Any] = {
     "seed": 0,
-    "device": "cpu",
+    "device": "cpu",  # "auto": CUDA when available (one GPU per process under torchrun), else CPU
     "data": {"source": {"name": "gaussian", "dim": 2}, "target": {"name": "8gaussians"}},
     "networks": {"map": {"name": "uotm_toy"}, "potential": {"name": "uotm_toy"}},
     "algorithm": {"name": "uotm"},
@@ -81,9 +81,15 @@ def _select(cfg: DictConfig, dotted: str) -> Any:
 
 
 def load_config(
-    preset: str | None, overrides: list[str] | None = None, path: Path | None = None
+    preset: str | None,
+    overrides: list[str] | None = None,
+    path: Path | None = None,
+    allow_missing: bool = False,
 ) -> DictConfig:
-    """Defaults <- preset (or a saved ``config.yaml`` at ``path``) <- ``key=value`` overrides."""
+    """Defaults <- preset (or a saved ``config.yaml`` at ``path``) <- ``key=value`` overrides.
+
+    ``allow_missing`` accepts unset required values (``???``, e.g. data paths) for inspection only.
+    """
     base = OmegaConf.create(BASE)
     if path is not None:
         layer = OmegaConf.load(path)
@@ -111,7 +117,7 @@ def load_config(
         key = getattr(e, "full_key", None) or "config"
         msg = "unknown config key" if "not in struct" in str(e) else str(e).splitlines()[0]
         raise ConfigError(str(key), msg) from None
-    validate(cfg)
+    validate(cfg, allow_missing)
     return cfg
 
 
@@ -133,7 +139,10 @@ def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False, allow_zer
         raise ConfigError(key, f"must be a {want} integer, got {value!r}")
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing and not allow_missing:
+        raise ConfigError(missing[0], f"required; set it on the command line as {missing[0]}=VALUE")
     _positive_int(cfg, "train.batch_size")
     _positive_int(cfg, "train.iterations", allow_none=True, allow_zero=True)
     for key in (

@@ -56,7 +56,7 @@ class Run:
         self.cfg, self.run_dir = cfg, run_dir
         if cfg.train.threads:
             torch.set_num_threads(int(cfg.train.threads))
-        self.device = torch.device(cfg.device)
+        self.device = runtime.resolve_device(cfg.device)
         self.rank, self.world = runtime.init_distributed(self.device)
         torch.manual_seed(cfg.seed)  # network initialisation, the same on every rank
         self.source = build_sampler(to_container(cfg, "data.source"), "data.source")

@@ -108,6 +108,23 @@ class Precision:
 
 
 # ---------------------------------------------------------------------------- several processes
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available; under torchrun each process takes its LOCAL_RANK GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError("device", str(e)) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device", "CUDA was asked for but torch sees no GPU; use device=cpu or auto")
+        if device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return device
+
+
 def init_distributed(device: torch.device) -> tuple[int, int]:
     """(rank, world size); starts the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from fastot_testing import run_python
+from image_files import cifar_batches, image_folder, mnist_images, rgb, write_idx, write_lmdb
 from torch import nn
 
 from fastot.nn import POTENTIALS, register_potential
@@ -17,6 +19,8 @@ from fastot.sample import main as sample_main
 from fastot.train import checkpoint as ckpt
 from fastot.train.__main__ import main
 from fastot.train.config import DEFAULT_PRESET, list_presets, load_config
+from fastot.train.config import PRESET_DIR as PRESETS_DIR
+from fastot.train.errors import ConfigError
 from fastot.train.evaluate import generate
 from fastot.train.loop import Run, train
 
@@ -30,13 +34,69 @@ def _fast_overrides(preset: str, iterations: int = 5) -> list[str]:
     return ov
 
 
+@pytest.fixture(scope="module")
+def image_data(tmp_path_factory) -> Path:
+    """One tiny dataset per image format the presets read."""
+    root = tmp_path_factory.mktemp("image_data")
+    cifar_batches(root / "cifar", n_per_batch=8)
+    write_idx(root / "mnist" / "train-images-idx3-ubyte", mnist_images(16))
+    imgs = [rgb(64, 64, i) for i in range(6)]
+    write_lmdb(root / "celeba" / "train.lmdb", {str(i).encode(): a.tobytes() for i, a in enumerate(imgs)})
+    image_folder(root / "domain_a")
+    image_folder(root / "domain_b")
+    return root
+
+
+def _image_overrides(preset: str, data: Path) -> list[str]:
+    """The preset's structure at a width and size a CPU runs in seconds."""
+    ov = [*FAST, "train.iterations=5", "train.batch_size=4", "train.ema.decay=0.5", "device=cpu"]
+    if preset.startswith("cifar10-mnist"):
+        ov += [f"data.target.cifar10_path={data / 'cifar'}", f"data.target.mnist_path={data / 'mnist'}"]
+    elif preset.startswith("cifar10"):
+        ov += [f"data.target.path={data / 'cifar'}"]
+    elif preset.startswith("celebahq256"):  # 64x64 keeps every level of the 256 networks but one
+        ov += [f"data.target.path={data / 'celeba'}", "data.target.size=64", "data.source.size=64"]
+    elif preset.endswith("translation"):
+        ov += [f"data.source.path={data / 'domain_a'}", f"data.target.path={data / 'domain_b'}"]
+        ov += ["data.source.size=16", "data.target.size=16", "train.batch_size=2", "algorithm.k_t=2"]
+    if "ncsnpp" in (PRESETS_DIR / f"{preset}.yaml").read_text():
+        ov += ["networks.map.nf=8", "networks.map.z_emb_dim=16"]
+    text = (PRESETS_DIR / f"{preset}.yaml").read_text()
+    if "disc32" in text or "disc256" in text:
+        ov += ["networks.potential.ngf=8"]
+    if "dcgan_resnet32" in text:
+        ov += ["networks.map.ngf=8", "networks.potential.ndf=8"]
+    if "unet" in text:
+        ov += ["networks.map.base=8", "networks.potential.nf=8", "networks.potential.nf_max=16"]
+    if preset.startswith(("cifar10-sjko", "celebahq256-sjko")):
+        ov += ["algorithm.init_iterations=2", "algorithm.phase_iterations=1", "algorithm.num_phases=4"]
+    return ov
+
+
+def _is_image_preset(preset: str) -> bool:
+    return "image" in (PRESETS_DIR / f"{preset}.yaml").read_text() or preset.startswith(
+        ("cifar10", "celebahq256", "digits")
+    )
+
+
 @pytest.mark.parametrize("preset", list_presets())
-def test_every_preset_loads_and_runs_five_steps(preset, tmp_path):
-    cfg = load_config(preset, _fast_overrides(preset))
+def test_every_preset_loads_and_runs_five_steps(preset, tmp_path, request):
+    if _is_image_preset(preset):
+        overrides = _image_overrides(preset, request.getfixturevalue("image_data"))
+    else:
+        overrides = _fast_overrides(preset)
+    cfg = load_config(preset, overrides)
     summary = train(cfg, tmp_path)
     assert summary["steps"] == 5
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 5 and np.isfinite(rows[-1]["loss_T"])
+
+
+def test_image_presets_need_their_data_paths():
+    with pytest.raises(ConfigError, match=r"data\.target\.path"):
+        load_config("cifar10-uotm", [])
+    with pytest.raises(ConfigError, match=r"data\.source\.path"):
+        load_config("not-translation", [])
 
 
 def test_default_preset_and_list(capsys):

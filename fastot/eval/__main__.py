@@ -1,0 +1,131 @@
+"""``python -m fastot.eval stats --data PATH --out FILE.npz`` or ``fid --run DIR --ref REF``: FID.
+
+``stats`` precomputes the Inception statistics (mu, sigma) of a dataset: an image folder, CIFAR-10
+batches, an LMDB or an MNIST idx file. ``fid`` samples a trained run (its latest checkpoint, EMA
+weights when kept) or reads a folder of images (``--images``), and prints the FID against ``--ref``,
+a statistics file or a dataset path (then resized to the generated images' size). The Inception
+weights are never downloaded: see ``--weights``. Errors print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fastot.eval.fid import FeatureExtractor
+
+PROG = "fastot.eval"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--weights",
+        type=Path,
+        help="pt_inception-2015-12-05-6726825d.pth (default: $FASTOT_FID_WEIGHTS, then torch hub's cache)",
+    )
+    common.add_argument("--device", default="cpu")
+    common.add_argument("--batch-size", type=int, default=100)
+    common.add_argument("--num-workers", type=int, default=0, help="DataLoader workers for datasets")
+
+    s = sub.add_parser("stats", parents=[common], help="precompute mu/sigma of a dataset")
+    s.add_argument(
+        "--data", type=Path, required=True, help="dataset path (image folder, CIFAR-10, LMDB, ...)"
+    )
+    s.add_argument("--out", type=Path, required=True, help="statistics file to write (.npz)")
+    s.add_argument("--size", type=int, default=None, help="resize images to SIZE (default: native)")
+    s.add_argument("--limit", type=int, default=None, help="use at most this many images")
+
+    f = sub.add_parser(
+        "fid", parents=[common], help="FID of a run's samples (or an image folder) vs a reference"
+    )
+    src = f.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", type=Path, help="a run directory written by fastot.train")
+    src.add_argument("--images", type=Path, help="a folder of generated images instead of a run")
+    f.add_argument(
+        "--ref", type=Path, required=True, help="reference: statistics .npz, a dataset path or 'digits'"
+    )
+    f.add_argument("--n", type=int, default=50000, help="number of generated images")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out", type=Path, help="also write the result as JSON here")
+    return p
+
+
+def _stats(args, extractor: FeatureExtractor) -> dict:
+    from fastot.data.images import open_dataset
+    from fastot.eval.fid import compute_statistics, dataset_batches, save_stats
+
+    dataset = open_dataset(args.data, args.size)
+    batches = dataset_batches(dataset, args.batch_size, args.num_workers)
+    mu, sigma, n = compute_statistics(batches, extractor, args.device, quantize=False, limit=args.limit)
+    save_stats(args.out, mu, sigma, n)
+    return {"stats": str(args.out), "n": n, "shape": list(dataset.shape), "dim": int(mu.shape[0])}
+
+
+def _fid(args, extractor: FeatureExtractor) -> dict:
+    from fastot.eval.fid import compute_statistics, dataset_batches, frechet_distance, reference_statistics
+
+    if args.run is not None:
+        from fastot.eval.generate import iter_generated
+
+        batches = iter_generated(args.run, args.n, args.batch_size, args.seed, args.device)
+        quantize = True
+    else:
+        from fastot.data.images import open_dataset
+
+        batches = dataset_batches(open_dataset(args.images), args.batch_size, args.num_workers)
+        quantize = False
+    shape: list[int] = []
+
+    def watch(it):
+        for b in it:
+            if b.dim() != 4:
+                raise ValueError(f"FID needs images [B, C, H, W]; the samples are {list(b.shape)}")
+            shape[:] = list(b.shape[1:])
+            yield b
+
+    mu, sigma, n = compute_statistics(watch(batches), extractor, args.device, quantize, limit=args.n)
+    mu_r, sigma_r = reference_statistics(
+        args.ref, extractor, shape[-1], args.batch_size, args.num_workers, args.device
+    )
+    fid = frechet_distance(mu, sigma, mu_r, sigma_r)
+    source = str(args.run if args.run is not None else args.images)
+    return {"fid": fid, "n": n, "samples": source, "ref": str(args.ref), "shape": shape}
+
+
+def main(argv: list[str] | None = None, extractor: FeatureExtractor | None = None) -> int:
+    """Run the CLI; ``extractor`` replaces the FID Inception (a stand-in for tests)."""
+    args = _parser().parse_args(argv)
+    from fastot.train.errors import ConfigError
+
+    try:
+        for name in ("batch_size", "n", "limit"):
+            value = getattr(args, name, None)
+            if value is not None and value <= 0:
+                raise ConfigError(name.replace("_", "-"), f"must be positive, got {value}")
+        for name in ("data", "run", "images", "ref"):
+            path = getattr(args, name, None)
+            if path is not None and not path.exists() and str(path) != "digits":
+                raise ConfigError(name, f"{path} does not exist")
+        if extractor is None:
+            from fastot.eval.fid import inception_extractor
+
+            extractor = inception_extractor(args.weights, args.device)
+        result = _stats(args, extractor) if args.command == "stats" else _fid(args, extractor)
+    except (ConfigError, FileNotFoundError, ImportError, ValueError) as e:  # ValueError: corrupt images too
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    if getattr(args, "out", None) is not None and args.command == "fid":
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
