@@ -8,7 +8,6 @@ update (cost - v(T(x, z))), each with its Adam step.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
@@ -81,27 +80,59 @@ def test_uotm_toy_step(benchmark: Any, provider: str, threads: int) -> None:
     )
 
 
-# --- to be wired: image-scale networks and S-JKO phases ---------------------------------------
+def celebahq256_step(backend: str) -> Any:
+    """One UOTM iteration of the celebahq256-uotm networks and losses (NCSN++ 256 map, 256x256
+    residual potential, tau 1e-5, KL Psi*, R1 5) at batch 2, every fastot op on ``backend``."""
+    from fastot.algorithms import StepContext, build_algorithm
+    from fastot.data.images import GaussianImage
+    from fastot.nn import build_map, build_potential
+
+    torch.manual_seed(0)
+    T = build_map({"name": "ncsnpp256"})
+    v = build_potential({"name": "disc256"})
+    algo = build_algorithm({"name": "uotm", "tau": 1e-5, "reg_weight": 5.0})
+    images = GaussianImage(channels=3, size=256)  # the target's content does not change the cost of a step
+    ctx = StepContext(T, v, images, images, 2, torch.Generator().manual_seed(0))
+    opt_t = torch.optim.Adam(T.parameters(), lr=2e-4, betas=(0.5, 0.9))
+    opt_v = torch.optim.Adam(v.parameters(), lr=1e-4, betas=(0.5, 0.9))
+
+    def step() -> None:
+        with fastot.use_backend(backend):
+            loss_v, _ = algo.potential_loss(ctx)
+            opt_v.zero_grad(set_to_none=True)
+            loss_v.backward()
+            opt_v.step()
+            v.requires_grad_(False)
+            loss_t, _ = algo.map_loss(ctx)
+            opt_t.zero_grad(set_to_none=True)
+            loss_t.backward()
+            opt_t.step()
+            v.requires_grad_(True)
+
+    return step
 
 
-def _has_celebahq256_networks() -> bool:
-    if importlib.util.find_spec("fastot.nn") is None:
-        return False
-    import fastot.nn.registry as registry
-
-    names = set(getattr(registry, "MAPS", {})) | set(getattr(registry, "POTENTIALS", {}))
-    return any("celeba" in name for name in names)
-
-
-@pytest.mark.skipif(
-    not _has_celebahq256_networks(),
-    reason="fastot.nn registers no celebahq256 map/potential (only toy MLPs): "
-    "the image-network UOTM step is not wired yet",
-)
-def test_uotm_celebahq256_step(benchmark: Any) -> None:
-    # TO WIRE: build the celebahq256 map and potential from fastot.nn, run one UOTM step at B = 16
-    # with backend="eager" vs the fused backend, as test_uotm_toy_step does.
-    pytest.skip("celebahq256 networks exist but this step is not wired yet")
+@pytest.mark.parametrize("provider", ["eager", *fused_providers()])
+def test_uotm_celebahq256_step(benchmark: Any, provider: str) -> None:
+    benchmark.group = "train_step uotm celebahq256 networks B=2 threads=2"
+    with num_threads(2):
+        step = celebahq256_step(provider)
+        if benchmark.disabled:
+            benchmark(step)
+        else:  # 30-60 s per step on a 2-core CPU: one warm-up step, one timed step
+            step()
+            benchmark.pedantic(step, rounds=1, iterations=1, warmup_rounds=0)
+    record(
+        benchmark,
+        {
+            "kind": "train",
+            "op": "uotm_step_celebahq256",
+            "provider": provider,
+            "threads": 2,
+            "shape": "B=2 3x256x256 ncsnpp256 + disc256",
+        },
+        None,
+    )
 
 
 @pytest.mark.parametrize("phase", [1, 50])
