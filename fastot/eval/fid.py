@@ -2,8 +2,10 @@
 
 A *feature extractor* is any callable mapping float images ``[B, 3, H, W]`` in [-1, 1] to features
 ``[B, D]``; the default is the FID Inception v3 (:mod:`fastot.eval.inception`), and tests pass a
-small stand-in. Statistics files are ``.npz`` with arrays ``mu`` and ``sigma`` (the layout
-pytorch-fid reads and writes), plus ``n``, the number of images.
+small stand-in. An extractor that also has ``features_and_logits(x) -> (features, logits)`` (the
+FID Inception does) can serve the Inception Score. Statistics files are ``.npz`` with arrays ``mu``
+and ``sigma`` (the layout pytorch-fid reads and writes), plus ``n``, the number of images, and
+optionally ``features``, the feature matrix that precision and recall need.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +108,68 @@ def prepare(images: Tensor, quantize: bool = True) -> Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
+def features_and_logits(extractor: FeatureExtractor, images: Tensor) -> tuple[Tensor, Tensor]:
+    """The extractor's features and class logits of prepared images (for the Inception Score)."""
+    both = getattr(extractor, "features_and_logits", None)
+    if both is None:
+        raise ValueError(
+            "the Inception Score needs class logits, and this feature extractor has no features_and_logits"
+        )
+    return both(images)
+
+
+@dataclass
+class Extracted:
+    """What one pass of the extractor over a set of images gave."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+    features: Tensor | None = None  # [n, D] float32, when kept
+    logits: Tensor | None = None  # [n, classes] float32, when asked for
+
+
 @torch.no_grad()
+def extract(
+    batches: Iterable[Tensor],
+    extractor: FeatureExtractor,
+    device: str | torch.device = "cpu",
+    quantize: bool = True,
+    limit: int | None = None,
+    keep_features: bool = False,
+    logits: bool = False,
+) -> Extracted:
+    """Statistics of the extractor's features over image batches in [-1, 1] (at most ``limit`` images),
+    with the feature matrix (``keep_features``) and the class logits (``logits``) when asked for."""
+    stats = RunningStats()
+    kept: list[Tensor] = []
+    kept_logits: list[Tensor] = []
+    for batch in batches:
+        if limit is not None:
+            batch = batch[: limit - stats.n]
+        if len(batch) == 0:
+            break
+        x = prepare(batch, quantize).to(device)
+        if logits:
+            f, lg = features_and_logits(extractor, x)
+            kept_logits.append(lg.detach().to("cpu", torch.float32))
+        else:
+            f = extractor(x)
+        stats.update(f)
+        if keep_features:
+            kept.append(f.detach().to("cpu", torch.float32))
+        if limit is not None and stats.n >= limit:
+            break
+    mu, sigma = stats.result()
+    return Extracted(
+        mu,
+        sigma,
+        stats.n,
+        torch.cat(kept) if keep_features else None,
+        torch.cat(kept_logits) if logits else None,
+    )
+
+
 def compute_statistics(
     batches: Iterable[Tensor],
     extractor: FeatureExtractor,
@@ -114,17 +178,8 @@ def compute_statistics(
     limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(mu, sigma, n) of the extractor's features over image batches in [-1, 1] (at most ``limit`` images)."""
-    stats = RunningStats()
-    for batch in batches:
-        if limit is not None:
-            batch = batch[: limit - stats.n]
-        if len(batch) == 0:
-            break
-        stats.update(extractor(prepare(batch, quantize).to(device)))
-        if limit is not None and stats.n >= limit:
-            break
-    mu, sigma = stats.result()
-    return mu, sigma, stats.n
+    e = extract(batches, extractor, device, quantize, limit)
+    return e.mu, e.sigma, e.n
 
 
 def dataset_batches(dataset, batch_size: int = 100, num_workers: int = 0) -> Iterable[Tensor]:
@@ -137,10 +192,18 @@ def dataset_batches(dataset, batch_size: int = 100, num_workers: int = 0) -> Ite
     yield from loader
 
 
-def save_stats(path: str | os.PathLike, mu: np.ndarray, sigma: np.ndarray, n: int | None = None) -> None:
+def save_stats(
+    path: str | os.PathLike,
+    mu: np.ndarray,
+    sigma: np.ndarray,
+    n: int | None = None,
+    features: Tensor | np.ndarray | None = None,
+) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     extra = {} if n is None else {"n": np.asarray(n)}
+    if features is not None:
+        extra["features"] = np.asarray(torch.as_tensor(features).cpu().float().numpy())
     with path.open("wb") as f:  # a file object, so numpy does not append a second .npz
         np.savez(f, mu=mu, sigma=sigma, **extra)
 
@@ -155,6 +218,20 @@ def load_stats(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         return f["mu"], f["sigma"]
 
 
+def load_features(path: str | os.PathLike) -> Tensor:
+    """The feature matrix kept in a statistics file (``stats --features``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"statistics file {path} not found")
+    with np.load(path) as f:
+        if "features" not in f:
+            raise ValueError(
+                f"{path} holds no features, which precision and recall need: pass a dataset as the "
+                "reference, or write the statistics with 'stats --features'"
+            )
+        return torch.from_numpy(f["features"])
+
+
 def inception_extractor(
     weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> FeatureExtractor:
@@ -162,6 +239,32 @@ def inception_extractor(
     from fastot.eval.inception import load_fid_inception
 
     return load_fid_inception(weights, device)
+
+
+def reference_features(
+    ref: str | os.PathLike,
+    extractor: FeatureExtractor,
+    size: int | None = None,
+    batch_size: int = 100,
+    num_workers: int = 0,
+    device: str | torch.device = "cpu",
+    limit: int | None = None,
+    keep_features: bool = False,
+) -> Extracted:
+    """Statistics (and, with ``keep_features``, the features) of ``ref``: a ``.npz`` statistics file,
+    or a dataset path (see ``open_dataset``)."""
+    p = Path(ref)
+    if p.suffix == ".npz":
+        mu, sigma = load_stats(p)
+        features = load_features(p) if keep_features else None
+        with np.load(p) as f:
+            n = int(f["n"]) if "n" in f else (len(features) if features is not None else 0)
+        return Extracted(mu, sigma, n, features)
+    from fastot.data.images import open_dataset
+
+    dataset = open_dataset(p, size)
+    batches = dataset_batches(dataset, batch_size, num_workers)
+    return extract(batches, extractor, device, quantize=False, limit=limit, keep_features=keep_features)
 
 
 def reference_statistics(
@@ -174,13 +277,5 @@ def reference_statistics(
     limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Statistics of ``ref``: a ``.npz`` statistics file, or a dataset path (see ``open_dataset``)."""
-    p = Path(ref)
-    if p.suffix == ".npz":
-        return load_stats(p)
-    from fastot.data.images import open_dataset
-
-    dataset = open_dataset(p, size)
-    mu, sigma, _ = compute_statistics(
-        dataset_batches(dataset, batch_size, num_workers), extractor, device, quantize=False, limit=limit
-    )
-    return mu, sigma
+    e = reference_features(ref, extractor, size, batch_size, num_workers, device, limit)
+    return e.mu, e.sigma

@@ -8,7 +8,8 @@ Weights are never downloaded: pass the file, set ``FASTOT_FID_WEIGHTS``, or keep
 torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), where pytorch-fid caches it.
 
 Features are the 2048-d output of the final average pool, for inputs in [-1, 1] resized
-(bilinear) to 299 x 299, as in pytorch-fid.
+(bilinear) to 299 x 299, as in pytorch-fid. :meth:`FIDInceptionV3.features_and_logits` adds the
+1008 class logits of the ``fc`` head, which the Inception Score uses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{WEIGHTS_NAME}"
 WEIGHTS_ENV = "FASTOT_FID_WEIGHTS"
 FEATURE_DIM = 2048
 
@@ -152,7 +154,7 @@ class InceptionE(nn.Module):
 class FIDInceptionV3(nn.Module):
     """``forward(x)``: images ``[B, 3, H, W]`` in [-1, 1] -> pool features ``[B, 2048]``.
 
-    ``fc`` (1008 logits) is kept only so the weight file loads with strict key checking.
+    ``fc`` is the 1008-class head of the graph; :meth:`logits` and :meth:`features_and_logits` use it.
     """
 
     def __init__(self, resize_input: bool = True) -> None:
@@ -199,6 +201,19 @@ class FIDInceptionV3(nn.Module):
         x = self.Mixed_7c(x)
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
+    def logits(self, features: Tensor, bias: bool = False) -> Tensor:
+        """The 1008 class logits of pool features ``[B, 2048]``.
+
+        Without ``bias`` (the default) they are ``features @ fc.weight.T``: the Inception Score of
+        the 2015-12-05 graph is defined on these unbiased logits, and the published scores use them.
+        """
+        return F.linear(features, self.fc.weight, self.fc.bias if bias else None)
+
+    def features_and_logits(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Pool features ``[B, 2048]`` and unbiased class logits ``[B, 1008]`` in one pass."""
+        features = self(x)
+        return features, self.logits(features)
+
 
 def candidate_weight_paths() -> list[Path]:
     """Where the weight file is looked for when no path is given: $FASTOT_FID_WEIGHTS, then hub's cache."""
@@ -209,6 +224,12 @@ def candidate_weight_paths() -> list[Path]:
     return out
 
 
+_WHERE = (
+    f"pass --inception-weights PATH or set {WEIGHTS_ENV}. The file is {WEIGHTS_NAME}, released with "
+    f"pytorch-fid ({WEIGHTS_URL}); fastot never downloads it."
+)
+
+
 def find_weights(path: str | os.PathLike | None = None) -> Path:
     """The weight file: ``path`` (a file, or a folder holding it) or the first existing candidate."""
     if path is not None:
@@ -216,16 +237,13 @@ def find_weights(path: str | os.PathLike | None = None) -> Path:
         if p.is_dir():
             p = p / WEIGHTS_NAME
         if not p.is_file():
-            raise FileNotFoundError(f"FID Inception weights {p} not found")
+            raise FileNotFoundError(f"FID Inception weights {p} not found; {_WHERE}")
         return p
     for p in candidate_weight_paths():
         if p.is_file():
             return p
     looked = ", ".join(str(p) for p in candidate_weight_paths())
-    raise FileNotFoundError(
-        f"FID Inception weights {WEIGHTS_NAME} not found (looked in: {looked}); pass --weights FILE or "
-        f"set {WEIGHTS_ENV}. The file is the one pytorch-fid downloads into torch hub's checkpoints folder."
-    )
+    raise FileNotFoundError(f"FID Inception weights not found (looked in: {looked}); {_WHERE}")
 
 
 def load_fid_inception(

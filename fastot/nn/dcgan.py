@@ -166,7 +166,7 @@ class DCGANResNetPotential(nn.Module):
         return self.linear(self.blocks(y).sum(dim=(2, 3))).squeeze(-1)
 
 
-@register_map("dcgan_resnet32")
+@register_map("dcgan_resnet32", smoke={"ngf": 8})
 def dcgan_resnet32(
     channels: int = 3,
     image_size: int = 32,
@@ -179,7 +179,7 @@ def dcgan_resnet32(
     return DCGANResNetMap(channels, image_size, source_size, ngf, z_dim, upsample_mode)
 
 
-@register_potential("dcgan_resnet32")
+@register_potential("dcgan_resnet32", smoke={"ndf": 8})
 def dcgan_resnet32_potential(channels: int = 3, ndf: int = 64, slope: float = 0.2) -> DCGANResNetPotential:
     """Small CIFAR-10 potential (~0.26M parameters); any image size (the head sums over pixels)."""
     return DCGANResNetPotential(channels, ndf, slope)

@@ -73,7 +73,7 @@ class ResDiscriminator(nn.Module):
         return self.linear(h.sum(dim=(2, 3))).squeeze(-1)
 
 
-@register_potential("disc32")
+@register_potential("disc32", smoke={"ngf": 8})
 def disc32(
     channels: int = 3,
     image_size: int = 32,
@@ -92,7 +92,7 @@ def disc32(
     )
 
 
-@register_potential("disc256")
+@register_potential("disc256", smoke={"ngf": 8})
 def disc256(
     channels: int = 3,
     image_size: int = 256,

@@ -200,7 +200,7 @@ class NCSNpp(nn.Module):
         return torch.tanh(h) if self.use_tanh else h
 
 
-@register_map("ncsnpp32")
+@register_map("ncsnpp32", smoke={"nf": 8, "z_emb_dim": 16})
 def ncsnpp32(
     channels: int = 3,
     image_size: int = 32,
@@ -221,7 +221,7 @@ def ncsnpp32(
     )  # fmt: skip
 
 
-@register_map("ncsnpp256")
+@register_map("ncsnpp256", smoke={"nf": 8, "z_emb_dim": 16})
 def ncsnpp256(
     channels: int = 3,
     image_size: int = 256,

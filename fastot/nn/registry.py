@@ -16,19 +16,28 @@ from fastot.train.errors import ConfigError
 
 MAPS: dict[str, Callable[..., nn.Module]] = {}
 POTENTIALS: dict[str, Callable[..., nn.Module]] = {}
+# Per network, the keyword arguments that shrink it to a few-second CPU smoke test (``--smoke``):
+# the same layout at a small width.
+SMOKE: dict[tuple[str, str], dict[str, Any]] = {}
 
 
-def register_map(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_map(
+    name: str, smoke: dict[str, Any] | None = None
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         MAPS[name] = fn
+        SMOKE[("map", name)] = dict(smoke or {})
         return fn
 
     return deco
 
 
-def register_potential(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+def register_potential(
+    name: str, smoke: dict[str, Any] | None = None
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         POTENTIALS[name] = fn
+        SMOKE[("potential", name)] = dict(smoke or {})
         return fn
 
     return deco

@@ -101,7 +101,7 @@ class MLPPotential(nn.Module):
         return self.net(y).squeeze(-1)
 
 
-register_map("uotm_toy")(UOTMToyMap)
-register_potential("uotm_toy")(UOTMToyPotential)
-register_map("mlp")(MLPMap)
-register_potential("mlp")(MLPPotential)
+register_map("uotm_toy", smoke={"width": 16})(UOTMToyMap)
+register_potential("uotm_toy", smoke={"width": 16})(UOTMToyPotential)
+register_map("mlp", smoke={"width": 16})(MLPMap)
+register_potential("mlp", smoke={"width": 16})(MLPPotential)

@@ -172,7 +172,7 @@ class ResNetPotential(nn.Module):
         return self.fc(h.flatten(1)).squeeze(-1)
 
 
-@register_map("unet")
+@register_map("unet", smoke={"base": 8})
 def unet(
     channels: int = 3,
     image_size: int = 64,
@@ -189,7 +189,7 @@ def unet(
     return UNetMap(channels, image_size, base, z_channels, z_std, norm, tanh)
 
 
-@register_potential("resnet_d")
+@register_potential("resnet_d", smoke={"nf": 8, "nf_max": 16})
 def resnet_d(
     channels: int = 3, image_size: int = 64, nf: int = 64, nf_max: int = 512, res_ratio: float = 0.1
 ) -> ResNetPotential:

@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument(
+        "--smoke", action="store_true", help="tiny batch and narrow networks: check a preset runs on CPU"
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="print the resolved config and the networks, then exit"
     )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             preset = args.preset or DEFAULT_PRESET
             cfg = load_config(preset, args.overrides, allow_missing=args.dry_run)
             run_dir = args.out or Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if args.smoke:
+            from fastot.train.config import smoke
+
+            cfg = smoke(cfg)
         if args.dry_run:
             _dry_run(cfg)
             return 0

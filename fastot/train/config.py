@@ -72,6 +72,22 @@ BASE: dict[str, Any] = {
 }
 
 
+SMOKE_BATCH = 4
+
+
+def smoke(cfg: DictConfig) -> DictConfig:
+    """The same run at a tiny batch with narrow networks (``--smoke``); everything else unchanged."""
+    from fastot.nn.registry import SMOKE
+
+    cfg = cfg.copy()
+    cfg.train.batch_size = min(int(cfg.train.batch_size), SMOKE_BATCH)
+    for kind in ("map", "potential"):
+        spec = cfg.networks[kind]
+        for key, value in SMOKE.get((kind, spec.name), {}).items():
+            spec[key] = value
+    return cfg
+
+
 def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 

@@ -18,7 +18,7 @@ from fastot.nn.toy import MLPPotential
 from fastot.sample import main as sample_main
 from fastot.train import checkpoint as ckpt
 from fastot.train.__main__ import main
-from fastot.train.config import DEFAULT_PRESET, list_presets, load_config
+from fastot.train.config import DEFAULT_PRESET, list_presets, load_config, smoke
 from fastot.train.config import PRESET_DIR as PRESETS_DIR
 from fastot.train.errors import ConfigError
 from fastot.train.evaluate import generate
@@ -48,8 +48,8 @@ def image_data(tmp_path_factory) -> Path:
 
 
 def _image_overrides(preset: str, data: Path) -> list[str]:
-    """The preset's structure at a width and size a CPU runs in seconds."""
-    ov = [*FAST, "train.iterations=5", "train.batch_size=4", "train.ema.decay=0.5", "device=cpu"]
+    """Tiny generated data for the preset (and image sizes a CPU runs in seconds); --smoke narrows it."""
+    ov = [*FAST, "train.iterations=5", "train.ema.decay=0.5", "device=cpu"]
     if preset.startswith("cifar10-mnist"):
         ov += [f"data.target.cifar10_path={data / 'cifar'}", f"data.target.mnist_path={data / 'mnist'}"]
     elif preset.startswith("cifar10"):
@@ -58,16 +58,7 @@ def _image_overrides(preset: str, data: Path) -> list[str]:
         ov += [f"data.target.path={data / 'celeba'}", "data.target.size=64", "data.source.size=64"]
     elif preset.endswith("translation"):
         ov += [f"data.source.path={data / 'domain_a'}", f"data.target.path={data / 'domain_b'}"]
-        ov += ["data.source.size=16", "data.target.size=16", "train.batch_size=2", "algorithm.k_t=2"]
-    if "ncsnpp" in (PRESETS_DIR / f"{preset}.yaml").read_text():
-        ov += ["networks.map.nf=8", "networks.map.z_emb_dim=16"]
-    text = (PRESETS_DIR / f"{preset}.yaml").read_text()
-    if "disc32" in text or "disc256" in text:
-        ov += ["networks.potential.ngf=8"]
-    if "dcgan_resnet32" in text:
-        ov += ["networks.map.ngf=8", "networks.potential.ndf=8"]
-    if "unet" in text:
-        ov += ["networks.map.base=8", "networks.potential.nf=8", "networks.potential.nf_max=16"]
+        ov += ["data.source.size=16", "data.target.size=16", "algorithm.k_t=2"]
     if preset.startswith(("cifar10-sjko", "celebahq256-sjko")):
         ov += ["algorithm.init_iterations=2", "algorithm.phase_iterations=1", "algorithm.num_phases=4"]
     return ov
@@ -86,6 +77,9 @@ def test_every_preset_loads_and_runs_five_steps(preset, tmp_path, request):
     else:
         overrides = _fast_overrides(preset)
     cfg = load_config(preset, overrides)
+    if _is_image_preset(preset):
+        cfg = smoke(cfg)
+        assert cfg.train.batch_size <= 4
     summary = train(cfg, tmp_path)
     assert summary["steps"] == 5
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -277,7 +271,7 @@ def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(nan_potential
         (["train.batch_size=0"], "train.batch_size"),
         (["algorithm.tau=-0.5"], "algorithm.tau"),
         (["networks.map.depth=3"], "networks.map.depth"),
-        (["data.target.name=mnist"], "data.target.name"),
+        (["data.target.name=no_such_data"], "data.target.name"),
         (["eval.metrics=[fid]"], "eval.metrics"),
     ],
 )
@@ -326,3 +320,10 @@ def test_custom_networks_plug_in_by_name(tmp_path):
         assert train(cfg, tmp_path)["steps"] == 3
     finally:
         POTENTIALS.pop("test_linear")
+
+
+def test_smoke_narrows_networks_and_batch_only(capsys):
+    assert main(["--preset", "celebahq256-uotm", "--smoke", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "batch_size: 4" in out and "nf: 8" in out and "ngf: 8" in out
+    assert "tau: 1.0e-05" in out and "reg_weight: 5.0" in out  # the algorithm is untouched
