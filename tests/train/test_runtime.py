@@ -142,3 +142,54 @@ def test_dry_run_prints_config_and_parameter_counts(capsys):
     assert main(["--preset", "uotm-outlier-1d", "--dry-run", "seed=3"]) == 0
     out = capsys.readouterr().out
     assert "seed: 3" in out and "networks.map: UOTMToyMap" in out and "parameters" in out
+
+
+class _Fixed:
+    """A sampler that always returns the same batch (its rows for this rank)."""
+
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data, self.dim = data, data.shape[1]
+
+    def sample(self, n, generator=None):
+        assert n == len(self.data)
+        return self.data.clone()
+
+
+def _uotm_gradients(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """Potential gradients of the UOTM potential loss (semi-dual + R1) on the batch (x, y)."""
+    from fastot.train.runtime import average_gradients
+
+    torch.manual_seed(0)  # the same networks in every process
+    T, v = UOTMToyMap(dim=2, z_dim=0), MLPPotential(dim=2)
+    algo = build_algorithm({"name": "uotm", "tau": 0.1, "reg_weight": 0.5})
+    ctx = StepContext(T, v, _Fixed(x), _Fixed(y), len(x), torch.Generator().manual_seed(0))
+    loss, _ = algo.potential_loss(ctx)
+    loss.backward()
+    average_gradients(v)
+    return [p.grad for p in v.parameters()]
+
+
+def _half_batch_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    try:
+        g = torch.Generator().manual_seed(42)
+        x, y = torch.randn(8, 2, generator=g), torch.randn(8, 2, generator=g)
+        half = slice(4 * rank, 4 * rank + 4)
+        torch.save(_uotm_gradients(x[half], y[half]), Path(out) / f"grads{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
+    mp.start_processes(
+        _half_batch_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn"
+    )
+    g = torch.Generator().manual_seed(42)
+    x, y = torch.randn(8, 2, generator=g), torch.randn(8, 2, generator=g)
+    full = _uotm_gradients(x, y)
+    for rank in range(2):
+        for a, b in zip(torch.load(tmp_path / f"grads{rank}.pt"), full, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
