@@ -80,18 +80,26 @@ def test_uotm_toy_step(benchmark: Any, provider: str, threads: int) -> None:
     )
 
 
-def celebahq256_step(backend: str) -> Any:
-    """One UOTM iteration of the celebahq256-uotm networks and losses (NCSN++ 256 map, 256x256
-    residual potential, tau 1e-5, KL Psi*, R1 5) at batch 2, every fastot op on ``backend``."""
+# The networks and losses of the image presets: (map, potential, image size, tau, R1 weight).
+IMAGE_PRESETS = {
+    "cifar10-uotm": ("ncsnpp32", "disc32", 32, 1e-3, 0.2),
+    "celebahq256-uotm": ("ncsnpp256", "disc256", 256, 1e-5, 5.0),
+}
+
+
+def image_step(preset: str, backend: str) -> Any:
+    """One UOTM iteration (potential update with R1, then map update) of ``preset``'s networks and
+    losses at batch 2, every fastot op on ``backend``."""
     from fastot.algorithms import StepContext, build_algorithm
     from fastot.data.images import GaussianImage
     from fastot.nn import build_map, build_potential
 
+    map_name, pot_name, size, tau, r1 = IMAGE_PRESETS[preset]
     torch.manual_seed(0)
-    T = build_map({"name": "ncsnpp256"})
-    v = build_potential({"name": "disc256"})
-    algo = build_algorithm({"name": "uotm", "tau": 1e-5, "reg_weight": 5.0})
-    images = GaussianImage(channels=3, size=256)  # the target's content does not change the cost of a step
+    T = build_map({"name": map_name})
+    v = build_potential({"name": pot_name})
+    algo = build_algorithm({"name": "uotm", "tau": tau, "reg_weight": r1})
+    images = GaussianImage(channels=3, size=size)  # the target's content does not change the cost of a step
     ctx = StepContext(T, v, images, images, 2, torch.Generator().manual_seed(0))
     opt_t = torch.optim.Adam(T.parameters(), lr=2e-4, betas=(0.5, 0.9))
     opt_v = torch.optim.Adam(v.parameters(), lr=1e-4, betas=(0.5, 0.9))
@@ -113,10 +121,11 @@ def celebahq256_step(backend: str) -> Any:
 
 
 @pytest.mark.parametrize("provider", ["eager", *fused_providers()])
-def test_uotm_celebahq256_step(benchmark: Any, provider: str) -> None:
-    benchmark.group = "train_step uotm celebahq256 networks B=2 threads=2"
+@pytest.mark.parametrize("preset", sorted(IMAGE_PRESETS))
+def test_uotm_image_step(benchmark: Any, preset: str, provider: str) -> None:
+    benchmark.group = f"train_step uotm {preset} networks B=2 threads=2"
     with num_threads(2):
-        step = celebahq256_step(provider)
+        step = image_step(preset, provider)
         if benchmark.disabled:
             benchmark(step)
         else:  # 30-60 s per step on a 2-core CPU: one warm-up step, one timed step
