@@ -1,10 +1,14 @@
-"""``python -m fastot.eval stats --data PATH --out FILE.npz`` or ``fid --run DIR --ref REF``: FID.
+"""``python -m fastot.eval stats --data PATH --out FILE.npz`` or ``fid --run DIR --ref REF``: FID, P&R, IS.
 
 ``stats`` precomputes the Inception statistics (mu, sigma) of a dataset: an image folder, CIFAR-10
-batches, an LMDB or an MNIST idx file. ``fid`` samples a trained run (its latest checkpoint, EMA
-weights when kept) or reads a folder of images (``--images``), and prints the FID against ``--ref``,
-a statistics file or a dataset path (then resized to the generated images' size). The Inception
-weights are never downloaded: see ``--weights``. Errors print one line and exit with status 2.
+batches, an LMDB or an MNIST idx file (``--features`` also stores the feature matrix). ``fid``
+samples a trained run (its latest checkpoint, EMA weights when kept) or reads a folder of images
+(``--images``), and prints the metrics chosen by ``--metrics`` (default ``fid``; any of ``fid``,
+``pr``, ``is``, comma-separated): the FID against ``--ref``, a statistics file or a dataset path
+(then resized to the generated images' size); precision and recall (k-NN manifolds, ``--k``) against
+the reference's features (a dataset path, or a statistics file written with ``--features``); the
+Inception Score (``--is-splits``), which needs no reference. The Inception weights are never
+downloaded: see ``--inception-weights``. Errors print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from fastot.eval.fid import FeatureExtractor
 
 PROG = "fastot.eval"
+METRICS = ("fid", "pr", "is")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,9 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
+        "--inception-weights",
         "--weights",
+        dest="weights",
         type=Path,
-        help="pt_inception-2015-12-05-6726825d.pth (default: $FASTOT_FID_WEIGHTS, then torch hub's cache)",
+        metavar="PATH",
+        help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth, or a folder holding it "
+        "(default: $FASTOT_FID_WEIGHTS, then torch hub's checkpoints folder); never downloaded",
     )
     common.add_argument("--device", default="cpu")
     common.add_argument("--batch-size", type=int, default=100)
@@ -39,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True, help="statistics file to write (.npz)")
     s.add_argument("--size", type=int, default=None, help="resize images to SIZE (default: native)")
     s.add_argument("--limit", type=int, default=None, help="use at most this many images")
+    s.add_argument(
+        "--features", action="store_true", help="also store the feature matrix (for precision/recall)"
+    )
 
     f = sub.add_parser(
         "fid", parents=[common], help="FID of a run's samples (or an image folder) vs a reference"
@@ -47,8 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--run", type=Path, help="a run directory written by fastot.train")
     src.add_argument("--images", type=Path, help="a folder of generated images instead of a run")
     f.add_argument(
-        "--ref", type=Path, required=True, help="reference: statistics .npz, a dataset path or 'digits'"
+        "--ref", type=Path, help="reference: statistics .npz, a dataset path or 'digits' (for fid and pr)"
     )
+    f.add_argument(
+        "--metrics", default="fid", help="comma-separated metrics among fid, pr, is (default: fid)"
+    )
+    f.add_argument("--k", type=int, default=3, help="neighbours of the precision/recall manifolds")
+    f.add_argument("--is-splits", type=int, default=10, help="splits of the Inception Score")
     f.add_argument("--n", type=int, default=50000, help="number of generated images")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", type=Path, help="also write the result as JSON here")
@@ -57,17 +74,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stats(args, extractor: FeatureExtractor) -> dict:
     from fastot.data.images import open_dataset
-    from fastot.eval.fid import compute_statistics, dataset_batches, save_stats
+    from fastot.eval.fid import dataset_batches, extract, save_stats
 
     dataset = open_dataset(args.data, args.size)
     batches = dataset_batches(dataset, args.batch_size, args.num_workers)
-    mu, sigma, n = compute_statistics(batches, extractor, args.device, quantize=False, limit=args.limit)
-    save_stats(args.out, mu, sigma, n)
-    return {"stats": str(args.out), "n": n, "shape": list(dataset.shape), "dim": int(mu.shape[0])}
+    e = extract(batches, extractor, args.device, False, args.limit, keep_features=args.features)
+    save_stats(args.out, e.mu, e.sigma, e.n, e.features)
+    return {"stats": str(args.out), "n": e.n, "shape": list(dataset.shape), "dim": int(e.mu.shape[0])}
+
+
+def _metrics(text: str) -> list[str]:
+    from fastot.train.errors import ConfigError
+
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    for m in names:
+        if m not in METRICS:
+            raise ConfigError("metrics", f"unknown metric {m!r}; choose among {', '.join(METRICS)}")
+    if not names:
+        raise ConfigError("metrics", "no metric given")
+    return list(dict.fromkeys(names))
 
 
 def _fid(args, extractor: FeatureExtractor) -> dict:
-    from fastot.eval.fid import compute_statistics, dataset_batches, frechet_distance, reference_statistics
+    from fastot.eval.fid import dataset_batches, extract, frechet_distance, reference_features
 
     if args.run is not None:
         from fastot.eval.generate import iter_generated
@@ -88,13 +117,31 @@ def _fid(args, extractor: FeatureExtractor) -> dict:
             shape[:] = list(b.shape[1:])
             yield b
 
-    mu, sigma, n = compute_statistics(watch(batches), extractor, args.device, quantize, limit=args.n)
-    mu_r, sigma_r = reference_statistics(
-        args.ref, extractor, shape[-1], args.batch_size, args.num_workers, args.device
+    metrics = _metrics(args.metrics)
+    want_pr, want_is = "pr" in metrics, "is" in metrics
+    gen = extract(
+        watch(batches), extractor, args.device, quantize, args.n, keep_features=want_pr, logits=want_is
     )
-    fid = frechet_distance(mu, sigma, mu_r, sigma_r)
     source = str(args.run if args.run is not None else args.images)
-    return {"fid": fid, "n": n, "samples": source, "ref": str(args.ref), "shape": shape}
+    out: dict = {"n": gen.n, "samples": source, "ref": None if args.ref is None else str(args.ref)}
+    if "fid" in metrics or want_pr:
+        ref = reference_features(
+            args.ref, extractor, shape[-1], args.batch_size, args.num_workers, args.device, None, want_pr
+        )
+    if "fid" in metrics:
+        out["fid"] = frechet_distance(gen.mu, gen.sigma, ref.mu, ref.sigma)
+    if want_pr:
+        from fastot.eval.precision_recall import precision_recall
+
+        out.update(precision_recall(ref.features, gen.features, k=args.k))
+        out.update(k=args.k, n_ref=int(ref.features.shape[0]))
+    if want_is:
+        from fastot.eval.inception_score import inception_score_of_logits
+
+        out["is"], out["is_std"] = inception_score_of_logits(gen.logits, args.is_splits)
+        out["is_splits"] = args.is_splits
+    out["shape"] = shape
+    return out
 
 
 def main(argv: list[str] | None = None, extractor: FeatureExtractor | None = None) -> int:
@@ -103,10 +150,12 @@ def main(argv: list[str] | None = None, extractor: FeatureExtractor | None = Non
     from fastot.train.errors import ConfigError
 
     try:
-        for name in ("batch_size", "n", "limit"):
+        for name in ("batch_size", "n", "limit", "k", "is_splits"):
             value = getattr(args, name, None)
             if value is not None and value <= 0:
                 raise ConfigError(name.replace("_", "-"), f"must be positive, got {value}")
+        if args.command == "fid" and args.ref is None and set(_metrics(args.metrics)) & {"fid", "pr"}:
+            raise ConfigError("ref", "a reference is needed for fid and pr (only 'is' goes without)")
         for name in ("data", "run", "images", "ref"):
             path = getattr(args, name, None)
             if path is not None and not path.exists() and str(path) != "digits":

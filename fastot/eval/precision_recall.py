@@ -94,7 +94,7 @@ def precision_recall(
     """``{"precision", "recall"}`` of generated features ``[M, D]`` against real features ``[N, D]``."""
     real, fake = _as_features(real_feats, "real"), _as_features(fake_feats, "generated")
     if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"real and generated features differ in dimension: {real.shape[1]} vs {fake.shape[1]}")
+        raise ValueError(f"features differ in dimension: {real.shape[1]} (real) vs {fake.shape[1]}")
     precision = inside_manifold(fake, real, knn_radii(real, k, chunk), chunk)
     recall = inside_manifold(real, fake, knn_radii(fake, k, chunk), chunk)
     return {"precision": precision.double().mean().item(), "recall": recall.double().mean().item()}
