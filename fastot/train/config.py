@@ -67,6 +67,12 @@ BASE: dict[str, Any] = {
         "ou_time": None,
         "mode_radius": None,  # "modes": a sample is high quality within this distance (None: 3 target stds)
         "plots": True,
+        # Image runs: FID of fid_n samples against fid_ref (a stats .npz or a dataset path) every
+        # fid_every iterations (0 = off), with the FID Inception weights from inception_weights.
+        "fid_every": 0,
+        "fid_ref": None,
+        "fid_n": 5000,
+        "inception_weights": None,
         "snapshot_samples": 2000,
     },
 }
@@ -171,6 +177,10 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
         _positive_int(cfg, key)
     _positive_int(cfg, "eval.every", allow_zero=True)
     _positive_int(cfg, "train.sample_every", allow_zero=True)
+    _positive_int(cfg, "eval.fid_every", allow_zero=True)
+    _positive_int(cfg, "eval.fid_n")
+    if cfg.eval.fid_every and not cfg.eval.fid_ref:
+        raise ConfigError("eval.fid_ref", "required when eval.fid_every > 0 (a stats .npz or a dataset path)")
     _positive_int(cfg, "train.sample_grid")
     if cfg.train.amp not in ("none", "bf16", "fp16"):
         raise ConfigError("train.amp", f"must be 'none', 'bf16' or 'fp16', got {cfg.train.amp!r}")

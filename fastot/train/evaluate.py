@@ -70,3 +70,31 @@ def compute_metrics(
             out["ou_symkl"] = sym
             out["ou_log10_symkl"] = float(torch.tensor(sym).log10())
     return out
+
+
+class PeriodicFID:
+    """FID of the sampling map against a fixed reference, for ``eval.fid_every`` during training.
+
+    The Inception network and the reference statistics are loaded once, when the run starts, so a
+    missing weight file or reference fails before any training."""
+
+    def __init__(self, cfg: Any, device: torch.device) -> None:
+        from fastot.eval import fid
+
+        try:
+            self.extractor = fid.inception_extractor(cfg.eval.inception_weights, device)
+        except FileNotFoundError as e:
+            raise ConfigError("eval.inception_weights", str(e).splitlines()[0]) from None
+        self.device = device
+        self.mu, self.sigma = fid.reference_statistics(cfg.eval.fid_ref, self.extractor, device=device)
+        self.n, self.seed = int(cfg.eval.fid_n), int(cfg.eval.seed)
+
+    def __call__(self, net: nn.Module, source: Any, batch: int = 100) -> float:
+        from fastot.eval import fid
+
+        batches = (
+            generate(net, source, min(batch, self.n - start), self.seed * 1_000_003 + b)[1]
+            for b, start in enumerate(range(0, self.n, batch))
+        )
+        mu, sigma, _ = fid.compute_statistics(batches, self.extractor, self.device)
+        return fid.frechet_distance(mu, sigma, self.mu, self.sigma)

@@ -27,7 +27,7 @@ from fastot.train import runtime
 from fastot.train.config import to_container
 from fastot.train.ema import EMA
 from fastot.train.errors import ConfigError, DivergenceError
-from fastot.train.evaluate import check_metrics, compute_metrics, generate
+from fastot.train.evaluate import PeriodicFID, check_metrics, compute_metrics, generate
 
 # fp16 steps whose loss overflowed are skipped by the GradScaler (which lowers its scale); only this
 # many in a row count as divergence.
@@ -283,6 +283,8 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any
                     row.update(_evaluate(run, cfg.eval.eval_n))
                 writer.write(row)
                 bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss_v", "loss_T") if k in row})
+        if writer is not None and writer.fid is not None and run.step % cfg.eval.fid_every == 0:
+            writer.write({"step": run.step, "fid": writer.fid(run.sampling_map, run.source)})
         if writer is not None and cfg.train.sample_every and run.step % cfg.train.sample_every == 0:
             writer.sample_grid()
         if run.step % cfg.train.ckpt_every == 0 or run.step == run.total:
@@ -318,6 +320,7 @@ class Writer:
             except ImportError as e:
                 raise ConfigError("train.tensorboard", f"needs the tensorboard package ({e})") from None
             self.tb = SummaryWriter(str(run.run_dir / "tensorboard"))
+        self.fid = PeriodicFID(run.cfg, run.device) if run.cfg.eval.fid_every else None
 
     def write(self, row: dict[str, Any]) -> None:
         self.log.write(json.dumps(row) + "\n")

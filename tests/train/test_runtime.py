@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -14,7 +16,7 @@ from fastot.algorithms import StepContext, build_algorithm
 from fastot.data.toy import Gaussian
 from fastot.nn.toy import MLPPotential, UOTMToyMap
 from fastot.train import checkpoint as ckpt
-from fastot.train.config import load_config
+from fastot.train.config import load_config, smoke
 from fastot.train.errors import ConfigError
 from fastot.train.images import grid_array
 from fastot.train.loop import Run, train
@@ -193,3 +195,34 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     for rank in range(2):
         for a, b in zip(torch.load(tmp_path / f"grads{rank}.pt"), full, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_periodic_fid_is_logged(tmp_path, monkeypatch):
+    from fastot.eval import fid
+
+    def stand_in(weights=None, device="cpu"):  # mean and spread of each image: a 2-d feature
+        return lambda x: torch.stack([x.flatten(1).mean(1), x.flatten(1).std(1)], 1).double()
+
+    monkeypatch.setattr(fid, "inception_extractor", stand_in)
+    ref = tmp_path / "ref.npz"
+    fid.save_stats(ref, np.zeros(2), np.eye(2))
+    cfg = load_config(
+        "digits-uotm",
+        [
+            *FAST,
+            "train.iterations=2",
+            "train.batch_size=4",
+            "device=cpu",
+            "eval.fid_every=1",
+            f"eval.fid_ref={ref}",
+            "eval.fid_n=8",
+            "train.sample_every=2",
+        ],
+    )
+    train(smoke(cfg), tmp_path / "run")
+    rows = [json.loads(r) for r in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    fids = [r["fid"] for r in rows if "fid" in r]
+    assert len(fids) == 2 and all(np.isfinite(f) and f > 0 for f in fids)
+    assert (tmp_path / "run" / "samples" / "00000002.png").exists()
+    with pytest.raises(ConfigError, match=r"eval\.fid_ref"):
+        load_config("digits-uotm", ["eval.fid_every=10"])
