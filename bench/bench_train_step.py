@@ -128,17 +128,17 @@ def test_uotm_image_step(benchmark: Any, preset: str, provider: str) -> None:
         step = image_step(preset, provider)
         if benchmark.disabled:
             benchmark(step)
-        else:  # 30-60 s per step on a 2-core CPU: one warm-up step, one timed step
+        else:  # up to 15 s per step on a 2-core CPU: one warm-up step, one timed step
             step()
             benchmark.pedantic(step, rounds=1, iterations=1, warmup_rounds=0)
     record(
         benchmark,
         {
             "kind": "train",
-            "op": "uotm_step_celebahq256",
+            "op": f"uotm_step {preset}",
             "provider": provider,
             "threads": 2,
-            "shape": "B=2 3x256x256 ncsnpp256 + disc256",
+            "shape": "B=2 3x{0}x{0} {1} + {2}".format(IMAGE_PRESETS[preset][2], *IMAGE_PRESETS[preset][:2]),
         },
         None,
     )

@@ -69,7 +69,7 @@ def test_render_tables() -> None:
     row2 = next(line for line in lines if line.startswith("| quadratic_cost") and "| 2 |" in line)
     assert "30.00 ms" in row2 and row2.count("–") >= 4  # no fused / compile / roofline at 2 threads
     assert "| triad (256 MiB) | 1 | 100.00 ms | 100.0 |" in text
-    assert "| UOTM toy step, toy | 1 | 2.00 ms | 1.00 ms (cpp) | 2.00x |" in text
+    assert "| UOTM step, toy | 1 | eager ops: 2.00 ms | cpp ops: 1.00 ms | 2.00x |" in text
 
 
 def test_main_writes_markdown(tmp_path: Path) -> None:
