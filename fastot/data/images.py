@@ -340,7 +340,14 @@ class InfiniteIndexSampler(torch.utils.data.Sampler):
     """An endless stream of ``(index, flip)``: one seeded permutation per epoch (sharded across ranks)."""
 
     def __init__(
-        self, n: int, seed: int = 0, shuffle: bool = True, flip: bool = False, rank: int = 0, world: int = 1
+        self,
+        n: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        flip: bool = False,
+        rank: int = 0,
+        world: int = 1,
+        start: int = 0,
     ) -> None:
         self.n, self.seed, self.shuffle, self.flip, self.rank, self.world = (
             n,
@@ -350,6 +357,7 @@ class InfiniteIndexSampler(torch.utils.data.Sampler):
             rank,
             world,
         )
+        self.start = start  # items of the stream already consumed (a resumed run continues after them)
 
     def epoch_items(self, epoch: int) -> list[tuple[int, bool]]:
         g = torch.Generator().manual_seed(_epoch_seed(self.seed, epoch))
@@ -359,10 +367,10 @@ class InfiniteIndexSampler(torch.utils.data.Sampler):
         return list(zip(order[keep].tolist(), flips[keep].tolist(), strict=True))
 
     def __iter__(self) -> Iterator[tuple[int, bool]]:
-        epoch = 0
+        epoch, skip = divmod(self.start, self.per_epoch())
         while True:
-            yield from self.epoch_items(epoch)
-            epoch += 1
+            yield from self.epoch_items(epoch)[skip:]
+            epoch, skip = epoch + 1, 0
 
     def per_epoch(self) -> int:
         return len(range(self.rank, self.n, self.world))
@@ -432,7 +440,9 @@ class ImageSampler:
         rank, world = _rank_world()
         if self.num_workers > 0:
             self.dataset.release()
-        indices = InfiniteIndexSampler(len(self.dataset), self.seed, self.shuffle, self.flip, rank, world)
+        indices = InfiniteIndexSampler(
+            len(self.dataset), self.seed, self.shuffle, self.flip, rank, world, start=self.consumed
+        )
         self._per_epoch = indices.per_epoch()
         extra: dict[str, Any] = {}
         if self.num_workers > 0:
@@ -489,6 +499,14 @@ class ImageSampler:
         rest = out[n:]
         self._buffer = [rest.clone()] if len(rest) else []
         return out[:n].contiguous() if len(rest) else out
+
+    def state_dict(self) -> dict[str, int]:
+        """The stream position, so a resumed run draws exactly the images an uninterrupted one would."""
+        return {"consumed": self.consumed, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.close()
+        self.seed, self.consumed = int(state["seed"]), int(state["consumed"])
 
     def close(self) -> None:
         """Stop the worker processes (a later ``sample`` restarts the stream from its beginning)."""

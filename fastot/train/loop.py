@@ -123,6 +123,7 @@ class Run:
             "rng": {"generator": self.generator.get_state(), "torch": torch.get_rng_state()},
             "rng_ranks": runtime.all_gather_objects(self.generator.get_state()),
             "precision": self.precision.state_dict(),
+            "data": {k: s.state_dict() for k, s in self._stateful_samplers().items()},
             "log_window": {k: list(v) for k, v in self.window.items()},
         }
 
@@ -144,7 +145,16 @@ class Run:
                 self.generator.set_state(state["rng"]["generator"])
         torch.set_rng_state(state["rng"]["torch"])
         self.precision.load_state_dict(state.get("precision", {}))
+        samplers = self._stateful_samplers()
+        for key, sampler_state in state.get("data", {}).items():
+            if key in samplers:
+                samplers[key].load_state_dict(sampler_state)
         self.window = {k: list(v) for k, v in state.get("log_window", {}).items()}
+
+    def _stateful_samplers(self) -> dict[str, Any]:
+        """Data streams with a position to checkpoint (image datasets; toys draw from the generator)."""
+        pairs = (("source", self.source), ("target", self.target))
+        return {k: s for k, s in pairs if hasattr(s, "state_dict")}
 
     def save_checkpoint(self) -> None:
         path = ckpt.checkpoint_path(self.run_dir, self.step)

@@ -226,3 +226,28 @@ def test_periodic_fid_is_logged(tmp_path, monkeypatch):
     assert (tmp_path / "run" / "samples" / "00000002.png").exists()
     with pytest.raises(ConfigError, match=r"eval\.fid_ref"):
         load_config("digits-uotm", ["eval.fid_every=10"])
+
+
+def test_image_run_resumes_exactly(tmp_path):
+    """The image stream's position is checkpointed: 2 + 2 resumed steps equal 4 straight ones."""
+    ov = [
+        *FAST,
+        "train.batch_size=4",
+        "device=cpu",
+        "train.ckpt_every=2",
+        "data.target.flip=true",
+        "data.target.seed=7",
+    ]
+    straight = tmp_path / "straight"
+    train(smoke(load_config("digits-uotm", [*ov, "train.iterations=4"])), straight)
+    split = tmp_path / "split"
+    train(smoke(load_config("digits-uotm", [*ov, "train.iterations=2"])), split)
+    cfg = load_config(None, ["train.iterations=4"], path=split / "config.yaml")
+    train(cfg, split, resume=True)
+    a = ckpt.load(ckpt.latest_checkpoint(straight))
+    b = ckpt.load(ckpt.latest_checkpoint(split))
+    assert a["data"]["target"]["consumed"] == b["data"]["target"]["consumed"] == 4 * 4  # one draw per step
+    for k in a["map"]:
+        torch.testing.assert_close(a["map"][k], b["map"][k], atol=0, rtol=0)
+    for k in a["potential"]:
+        torch.testing.assert_close(a["potential"][k], b["potential"][k], atol=0, rtol=0)
