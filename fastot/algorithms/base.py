@@ -41,6 +41,12 @@ class StepContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     # fp16 training multiplies losses by this before backward; R1's inner gradient uses it too.
     loss_scale: float = 1.0
+    # The potential as gradient penalties call it: they differentiate it twice, which a
+    # torch.compile'd network cannot do, so the trainer passes the uncompiled one here.
+    penalty_potential: nn.Module | None = None
+
+    def twice_differentiable_potential(self) -> nn.Module:
+        return self.penalty_potential if self.penalty_potential is not None else self.potential
 
     def source_batch(self, n: int | None = None) -> Tensor:
         return self.source.sample(n or self.batch_size, self.generator).to(self.device)
@@ -192,7 +198,8 @@ class UnifiedOT:
             # Gulrajani et al.: lambda * E(||grad v(x_hat)|| - 1)^2 on random interpolates.
             eps = ctx.rand(y.shape[0], *([1] * (y.dim() - 1)))
             inter = (eps * y.detach() + (1 - eps) * y_fake.detach()).requires_grad_(True)
-            (grad,) = torch.autograd.grad(ctx.potential(inter).sum(), inter, create_graph=True)
+            v_inter = ctx.twice_differentiable_potential()(inter)
+            (grad,) = torch.autograd.grad(v_inter.sum(), inter, create_graph=True)
             return self.reg_weight * (grad.flatten(1).norm(dim=1) - 1).square().mean()
         return None
 
@@ -202,9 +209,11 @@ class UnifiedOT:
         with torch.no_grad():  # the map is held fixed in the potential step
             y_fake = ctx.map(x, ctx.latent(x.shape[0]))
         y = ctx.target_batch()
+        potential = ctx.potential
         if self.regularizer == "r1":
             y.requires_grad_(True)
-        v_real = ctx.potential(self.perturb_real(y, ctx))
+            potential = ctx.twice_differentiable_potential()
+        v_real = potential(self.perturb_real(y, ctx))
         v_fake = ctx.potential(y_fake)
         if self.cost_in_potential:
             with torch.no_grad():

@@ -95,6 +95,11 @@ class Run:
             cfg.train.batch_size,
             self.generator,
             self.device,
+            penalty_potential=(
+                runtime.Runner(self.potential, self.device, **{**run_net, "compile": False})
+                if cfg.train.compile
+                else None
+            ),
         )
         check_metrics(list(cfg.eval.metrics))
         self.step = 0
