@@ -27,8 +27,11 @@ def grid_array(images: Tensor, nrow: int | None = None, pad: int = 2) -> np.ndar
     return out
 
 
-def save_grid(images: Tensor, path: Path, nrow: int | None = None) -> None:
+def save_grid(images: Tensor, path: Path, nrow: int | None = None) -> np.ndarray:
+    """Writes the grid of ``images`` as a PNG at ``path`` and returns it."""
     from PIL import Image
 
+    grid = grid_array(images, nrow)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid_array(images, nrow)).save(path)
+    Image.fromarray(grid).save(path)
+    return grid

@@ -353,7 +353,9 @@ class Writer:
         _, y = generate(run.sampling_map, run.source, run.cfg.train.sample_grid, run.cfg.eval.seed)
         if y.dim() != 4:
             return  # grids are for images; toys get their plots at the end
-        save_grid(y, run.run_dir / "samples" / f"{run.step:08d}.png")
+        grid = save_grid(y, run.run_dir / "samples" / f"{run.step:08d}.png")
+        if self.tb is not None:
+            self.tb.add_image("samples", grid, run.step, dataformats="HWC")
 
     def close(self) -> None:
         self.log.close()

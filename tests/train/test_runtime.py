@@ -208,7 +208,7 @@ def test_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
             torch.testing.assert_close(weights[k], v, rtol=1e-4, atol=1e-6, msg=k)
 
 
-def test_periodic_fid_is_logged(tmp_path, monkeypatch):
+def test_periodic_fid_samples_and_tensorboard_are_logged(tmp_path, monkeypatch):
     from fastot.eval import fid
 
     def stand_in(weights=None, device="cpu"):  # mean and spread of each image: a 2-d feature
@@ -228,6 +228,8 @@ def test_periodic_fid_is_logged(tmp_path, monkeypatch):
             f"eval.fid_ref={ref}",
             "eval.fid_n=8",
             "train.sample_every=2",
+            "train.log_every=1",
+            "train.tensorboard=true",
         ],
     )
     train(smoke(cfg), tmp_path / "run")
@@ -235,6 +237,16 @@ def test_periodic_fid_is_logged(tmp_path, monkeypatch):
     fids = [r["fid"] for r in rows if "fid" in r]
     assert len(fids) == 2 and all(np.isfinite(f) and f > 0 for f in fids)
     assert (tmp_path / "run" / "samples" / "00000002.png").exists()
+    # TensorBoard holds the same scalars at the same steps, and the sample grid.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    fid_rows = [r for r in rows if "fid" in r]
+    assert [e.step for e in events.Scalars("fid")] == [r["step"] for r in fid_rows]
+    assert [e.value for e in events.Scalars("fid")] == pytest.approx([r["fid"] for r in fid_rows])
+    assert [e.step for e in events.Scalars("loss_v")] == [r["step"] for r in rows if "loss_v" in r]
+    (image,) = events.Images("samples")
+    assert image.step == 2 and image.width > 0
     with pytest.raises(ConfigError, match=r"eval\.fid_ref"):
         load_config("digits-uotm", ["eval.fid_every=10"])
 
