@@ -37,6 +37,51 @@ inline void check_weak(const at::Tensor& x, const at::Tensor& y) {
   TORCH_CHECK_VALUE(y.size(1) >= 2, "y must hold Z >= 2 samples per x, got Z = ", y.size(1));
 }
 
+// quadratic_cost: x and y [B, d], alike.
+inline void check_pair(const at::Tensor& x, const at::Tensor& y) {
+  check_rows(x, "x");
+  check_like(x, "x", y, "y");
+  TORCH_CHECK_VALUE(x.sizes() == y.sizes(), "x and y must have the same shape, got ", x.sizes(), " and ",
+                    y.sizes());
+}
+
+// The incoming gradient of a per-sample cost.
+inline void check_sample_grad(const at::Tensor& grad, int64_t B) {
+  TORCH_CHECK_VALUE(grad.dim() == 1 && grad.size(0) == B, "grad must have shape [B], got ", grad.sizes());
+}
+
+inline void check_alpha(double alpha) { TORCH_CHECK_VALUE(alpha > 0, "alpha must be > 0, got ", alpha); }
+
+inline void check_semi_dual(const at::Tensor& cost, const at::Tensor& fake, const at::Tensor& real,
+                            double alpha) {
+  check_float(cost, "cost");
+  check_like(cost, "cost", fake, "v_fake");
+  check_like(cost, "cost", real, "v_real");
+  TORCH_CHECK_VALUE(cost.dim() == 1 && fake.dim() == 1 && real.dim() == 1 && cost.size(0) == fake.size(0),
+                    "cost and v_fake must have shape [B] and v_real [M], got ", cost.sizes(), ", ",
+                    fake.sizes(), " and ", real.sizes());
+  TORCH_CHECK_VALUE(fake.size(0) > 0 && real.size(0) > 0,
+                    "v_fake and v_real must be non-empty: a mean over no samples is undefined");
+  check_alpha(alpha);
+}
+
+inline void check_r1(const at::Tensor& grad, double weight) {
+  check_rows(grad, "grad");
+  TORCH_CHECK_VALUE(grad.size(0) > 0, "grad is an empty batch; a mean over no samples is undefined");
+  TORCH_CHECK_VALUE(weight >= 0, "weight must be >= 0, got ", weight);
+}
+
+inline void check_r1_backward(const at::Tensor& grad_out, const at::Tensor& grad) {
+  check_rows(grad, "grad");
+  TORCH_CHECK_VALUE(grad_out.numel() == 1, "grad_out must hold one value, got ", grad_out.sizes());
+}
+
+// energy_kernel_cost's saved norms: Z distances to x, then the Z (Z - 1) / 2 pairwise ones.
+inline void check_energy_norms(const at::Tensor& norms, int64_t B, int64_t K) {
+  TORCH_CHECK_VALUE(norms.dim() == 2 && norms.size(0) == B && norms.size(1) == K,
+                    "norms must have shape [B, Z + Z (Z - 1) / 2], got ", norms.sizes());
+}
+
 inline PsiKind parse_psi_kind(const std::string& kind, const char* name) {
   if (kind == "identity") return PsiKind::Identity;
   if (kind == "kl") return PsiKind::KL;

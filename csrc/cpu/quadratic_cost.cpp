@@ -10,10 +10,7 @@ namespace fastot::cpu {
 namespace {
 
 at::Tensor quadratic_cost_forward(const at::Tensor& x_, const at::Tensor& y_, double scale) {
-  check_rows(x_, "x");
-  check_like(x_, "x", y_, "y");
-  TORCH_CHECK_VALUE(x_.sizes() == y_.sizes(), "x and y must have the same shape, got ", x_.sizes(),
-                    " and ", y_.sizes());
+  check_pair(x_, y_);
   const at::Tensor x = x_.contiguous(), y = y_.contiguous();
   const int64_t B = x.size(0), d = x.size(1);
   at::Tensor out = at::empty({B}, x.options());
@@ -32,12 +29,8 @@ at::Tensor quadratic_cost_forward(const at::Tensor& x_, const at::Tensor& y_, do
 
 at::Tensor quadratic_cost_backward(const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& y_,
                                    double scale) {
-  check_rows(x_, "x");
-  check_like(x_, "x", y_, "y");
-  TORCH_CHECK_VALUE(x_.sizes() == y_.sizes(), "x and y must have the same shape, got ", x_.sizes(),
-                    " and ", y_.sizes());
-  TORCH_CHECK_VALUE(grad_.dim() == 1 && grad_.size(0) == x_.size(0), "grad must have shape [B], got ",
-                    grad_.sizes());
+  check_pair(x_, y_);
+  check_sample_grad(grad_, x_.size(0));
   const at::Tensor x = x_.contiguous(), y = y_.contiguous();
   const at::Tensor grad = grad_.to(at::TensorOptions().dtype(at::kDouble)).contiguous();
   const int64_t B = x.size(0), d = x.size(1);

@@ -10,9 +10,7 @@ namespace fastot::cpu {
 namespace {
 
 at::Tensor r1_penalty_forward(const at::Tensor& grad_, double weight) {
-  check_rows(grad_, "grad");
-  TORCH_CHECK_VALUE(grad_.size(0) > 0, "grad is an empty batch; a mean over no samples is undefined");
-  TORCH_CHECK_VALUE(weight >= 0, "weight must be >= 0, got ", weight);
+  check_r1(grad_, weight);
   const at::Tensor grad = grad_.contiguous();
   const int64_t B = grad.size(0), d = grad.size(1);
   at::Tensor out = at::empty({}, grad.options());
@@ -29,8 +27,7 @@ at::Tensor r1_penalty_forward(const at::Tensor& grad_, double weight) {
 }
 
 at::Tensor r1_penalty_backward(const at::Tensor& grad_out, const at::Tensor& grad_, double weight) {
-  check_rows(grad_, "grad");
-  TORCH_CHECK_VALUE(grad_out.numel() == 1, "grad_out must hold one value, got ", grad_out.sizes());
+  check_r1_backward(grad_out, grad_);
   const at::Tensor grad = grad_.contiguous();
   const int64_t B = grad.size(0), d = grad.size(1);
   at::Tensor out = empty_output_like(grad);

@@ -86,8 +86,7 @@ std::tuple<at::Tensor, at::Tensor> weak_quadratic_cost_backward(const at::Tensor
                                                                 const at::Tensor& y_, double gamma,
                                                                 double scale) {
   check_weak(x_, y_);
-  TORCH_CHECK_VALUE(grad_.dim() == 1 && grad_.size(0) == x_.size(0), "grad must have shape [B], got ",
-                    grad_.sizes());
+  check_sample_grad(grad_, x_.size(0));
   const at::Tensor x = x_.contiguous(), y = y_.contiguous();
   const at::Tensor grad = grad_.to(at::kDouble).contiguous();
   const int64_t B = x.size(0), Z = y.size(1), d = x.size(1);

@@ -190,9 +190,8 @@ std::tuple<at::Tensor, at::Tensor> energy_kernel_cost_backward(const at::Tensor&
                                                                double gamma, double scale) {
   check_weak(x_, y_);
   const int64_t B = x_.size(0), Z = y_.size(1), d = x_.size(1), P = Z * (Z - 1) / 2, K = Z + P;
-  TORCH_CHECK_VALUE(grad_.dim() == 1 && grad_.size(0) == B, "grad must have shape [B], got ", grad_.sizes());
-  TORCH_CHECK_VALUE(norms_.dim() == 2 && norms_.size(0) == B && norms_.size(1) == K,
-                    "norms must have shape [B, Z + Z (Z - 1) / 2], got ", norms_.sizes());
+  check_sample_grad(grad_, B);
+  check_energy_norms(norms_, B, K);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), y = y_.contiguous();
   const at::Tensor grad = grad_.to(x.device(), at::kDouble).contiguous();

@@ -76,7 +76,7 @@ std::tuple<at::Tensor, at::Tensor> psi_star_forward(const at::Tensor& t_, c10::s
                                                     double alpha) {
   check_float(t_, "t");
   const PsiKind kind = parse_psi_kind(std::string(kind_), "kind");
-  TORCH_CHECK_VALUE(alpha > 0, "alpha must be > 0, got ", alpha);
+  check_alpha(alpha);
   const c10::cuda::CUDAGuard guard(t_.device());
   const at::Tensor t = t_.contiguous();
   at::Tensor value = at::empty(t.sizes(), t.options()), deriv = at::empty(t.sizes(), t.options());
@@ -146,16 +146,7 @@ __global__ void __launch_bounds__(kThreads)
 std::tuple<at::Tensor, at::Tensor, at::Tensor> semi_dual_loss_forward(
     const at::Tensor& cost_, const at::Tensor& fake_, const at::Tensor& real_, c10::string_view source_,
     c10::string_view target_, double alpha) {
-  check_float(cost_, "cost");
-  check_like(cost_, "cost", fake_, "v_fake");
-  check_like(cost_, "cost", real_, "v_real");
-  TORCH_CHECK_VALUE(cost_.dim() == 1 && fake_.dim() == 1 && real_.dim() == 1 &&
-                        cost_.size(0) == fake_.size(0),
-                    "cost and v_fake must have shape [B] and v_real [M], got ", cost_.sizes(), ", ",
-                    fake_.sizes(), " and ", real_.sizes());
-  TORCH_CHECK_VALUE(fake_.size(0) > 0 && real_.size(0) > 0,
-                    "v_fake and v_real must be non-empty: a mean over no samples is undefined");
-  TORCH_CHECK_VALUE(alpha > 0, "alpha must be > 0, got ", alpha);
+  check_semi_dual(cost_, fake_, real_, alpha);
   const PsiKind source = parse_psi_kind(std::string(source_), "psi_source");
   const PsiKind target = parse_psi_kind(std::string(target_), "psi_target");
   const c10::cuda::CUDAGuard guard(fake_.device());

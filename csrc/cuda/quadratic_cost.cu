@@ -77,13 +77,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-void check_pair(const at::Tensor& x, const at::Tensor& y) {
-  check_rows(x, "x");
-  check_like(x, "x", y, "y");
-  TORCH_CHECK_VALUE(x.sizes() == y.sizes(), "x and y must have the same shape, got ", x.sizes(), " and ",
-                    y.sizes());
-}
-
 at::Tensor quadratic_cost_forward(const at::Tensor& x_, const at::Tensor& y_, double scale) {
   check_pair(x_, y_);
   const c10::cuda::CUDAGuard guard(x_.device());
@@ -122,8 +115,7 @@ at::Tensor quadratic_cost_forward(const at::Tensor& x_, const at::Tensor& y_, do
 at::Tensor quadratic_cost_backward(const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& y_,
                                    double scale) {
   check_pair(x_, y_);
-  TORCH_CHECK_VALUE(grad_.dim() == 1 && grad_.size(0) == x_.size(0), "grad must have shape [B], got ",
-                    grad_.sizes());
+  check_sample_grad(grad_, x_.size(0));
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), y = y_.contiguous();
   const at::Tensor grad = grad_.to(x.device(), at::kDouble).contiguous();

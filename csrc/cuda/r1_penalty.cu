@@ -78,9 +78,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 at::Tensor r1_penalty_forward(const at::Tensor& grad_, double weight) {
-  check_rows(grad_, "grad");
-  TORCH_CHECK_VALUE(grad_.size(0) > 0, "grad is an empty batch; a mean over no samples is undefined");
-  TORCH_CHECK_VALUE(weight >= 0, "weight must be >= 0, got ", weight);
+  check_r1(grad_, weight);
   const c10::cuda::CUDAGuard guard(grad_.device());
   const at::Tensor grad = grad_.contiguous();
   const int64_t B = grad.size(0), n = grad.numel();
@@ -110,8 +108,7 @@ at::Tensor r1_penalty_forward(const at::Tensor& grad_, double weight) {
 }
 
 at::Tensor r1_penalty_backward(const at::Tensor& grad_out_, const at::Tensor& grad_, double weight) {
-  check_rows(grad_, "grad");
-  TORCH_CHECK_VALUE(grad_out_.numel() == 1, "grad_out must hold one value, got ", grad_out_.sizes());
+  check_r1_backward(grad_out_, grad_);
   const c10::cuda::CUDAGuard guard(grad_.device());
   const at::Tensor grad = grad_.contiguous();
   const int64_t B = grad.size(0), n = grad.numel();

@@ -166,8 +166,7 @@ std::tuple<at::Tensor, at::Tensor> weak_quadratic_cost_backward(const at::Tensor
                                                                 const at::Tensor& y_, double gamma,
                                                                 double scale) {
   check_weak(x_, y_);
-  TORCH_CHECK_VALUE(grad_.dim() == 1 && grad_.size(0) == x_.size(0), "grad must have shape [B], got ",
-                    grad_.sizes());
+  check_sample_grad(grad_, x_.size(0));
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), y = y_.contiguous();
   const at::Tensor grad = grad_.to(x.device(), at::kDouble).contiguous();
