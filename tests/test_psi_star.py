@@ -123,3 +123,49 @@ def test_unknown_kind_lists_the_kinds():
 def test_zero_dim_input():
     out = fastot.psi_star(torch.tensor(0.5, dtype=torch.float64), "kl", backend=CPU_FUSED)
     assert out.shape == () and out.item() == pytest.approx(math.expm1(0.5))
+
+
+# The float32 exp / expm1 / log1p of the fused kernels are their own polynomials (csrc/common/math.h,
+# also run by the CUDA kernels): check them against float64 truth, as multiples of float32's eps.
+_S = torch.cat(
+    [
+        torch.linspace(-87.0, 88.0, 1_000_001),
+        torch.logspace(-30, 1.9, 50_000),
+        -torch.logspace(-30, 1.9, 50_000),
+    ]
+)
+_TRUTH = {
+    "kl": (torch.expm1, torch.exp),
+    "softplus_unscaled": (lambda s: torch.logaddexp(s, torch.zeros_like(s)), torch.sigmoid),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_TRUTH))
+def test_float32_math_within_a_few_ulp_of_float64(kind):
+    t = _S.clone().requires_grad_()
+    v = fastot.psi_star(t, kind, backend=CPU_FUSED)
+    (g,) = torch.autograd.grad(v.sum(), t)
+    sd = _S.double()
+    for got, truth in ((v, _TRUTH[kind][0](sd)), (g, _TRUTH[kind][1](sd))):
+        finite = truth.abs() <= torch.finfo(torch.float32).max
+        rel = (got.detach().double() - truth).abs()[finite] / truth.abs()[finite]
+        assert rel.max() <= 3 * torch.finfo(torch.float32).eps
+        assert got[~finite].isposinf().all()
+
+
+def test_special_values_propagate():
+    t = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0, 1e-30, -1e-30, -103.0, -200.0])
+    for kind in KINDS:
+        fused = fastot.psi_star(t, kind, backend=CPU_FUSED)
+        ref = fastot.psi_star(t, kind, backend="eager")
+        torch.testing.assert_close(fused, ref, equal_nan=True, rtol=1e-6, atol=0, msg=kind)
+    kl = fastot.psi_star(t, "kl", backend=CPU_FUSED)
+    assert kl[4].item() == pytest.approx(1e-30, rel=1e-6) and kl[6].item() == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("backend", ["eager", CPU_FUSED])
+def test_softplus_derivative_at_zero_is_half(backend):
+    # max(s, 0) + log1p(e^-|s|) differentiates to 1 at s = 0 under autograd; the derivative is 1/2.
+    t = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(fastot.psi_star(t, "softplus_unscaled", backend=backend).sum(), t)
+    assert torch.equal(g, torch.full_like(g, 0.5))

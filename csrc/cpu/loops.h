@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "../common/math.h"
 #include "convert.h"
 #include "row_chunks.h"
 
@@ -161,6 +162,35 @@ template <typename T>
 FASTOT_SIMD_CLONES void store(T* out, const acc_t<T>* a, int64_t n) {
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) out[j] = store_as<T>(a[j]);
+}
+
+// value_j, grad_j = alpha Psi*(t_j / alpha) and its derivative, over [0, n).
+template <PsiKind K, typename T>
+FASTOT_SIMD_CLONES void psi_star_values(const T* t, T* value, T* grad, acc_t<T> alpha, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    acc_t<T> v, g;
+    psi_star_value_grad<acc_t<T>>(K, load_acc(t[j]), alpha, &v, &g);
+    value[j] = store_as<T>(v);
+    grad[j] = store_as<T>(g);
+  }
+}
+
+// sum_j alpha Psi*(t_j / alpha) with t_j = sign * a_j - c_j (c_j = 0 without a cost), summed in
+// double, and grad_j = grad_scale * Psi*'(t_j): one side of the semi-dual loss.
+template <PsiKind K, bool kWithCost, typename T>
+FASTOT_SIMD_CLONES double psi_star_sum(const T* a, const T* c, acc_t<T> sign, acc_t<T> alpha,
+                                       acc_t<T> grad_scale, T* grad, int64_t n) {
+  double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) {
+    acc_t<T> t = sign * load_acc(a[j]), v, g;
+    if constexpr (kWithCost) t -= load_acc(c[j]);
+    psi_star_value_grad<acc_t<T>>(K, t, alpha, &v, &g);
+    sum += v;
+    grad[j] = store_as<T>(grad_scale * g);
+  }
+  return sum;
 }
 
 }  // namespace fastot::cpu

@@ -34,7 +34,7 @@ std::tuple<at::Tensor, at::Tensor> psi_star_forward(const at::Tensor& t_, c10::s
                                                     double alpha) {
   check_float(t_, "t");
   const PsiKind kind = parse_psi_kind(std::string(kind_), "kind");
-  TORCH_CHECK_VALUE(alpha > 0, "alpha must be > 0, got ", alpha);
+  check_alpha(alpha);
   const at::Tensor t = t_.contiguous();
   at::Tensor value = empty_output_like(t), grad = empty_output_like(t);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, t.scalar_type(), "psi_star", [&] {
@@ -44,12 +44,7 @@ std::tuple<at::Tensor, at::Tensor> psi_star_forward(const at::Tensor& t_, c10::s
     scalar_t* gp = grad.mutable_data_ptr<scalar_t>();
     with_kind(kind, [&](auto k) {
       at::parallel_for(0, t.numel(), 16384, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          acc v, g;
-          psi_star_value_grad<acc>(k.value, load_acc(tp[i]), acc(alpha), &v, &g);
-          vp[i] = store_as<scalar_t>(v);
-          gp[i] = store_as<scalar_t>(g);
-        }
+        psi_star_values<decltype(k)::value>(tp + i0, vp + i0, gp + i0, acc(alpha), i1 - i0);
       });
     });
   });
@@ -61,16 +56,7 @@ std::tuple<at::Tensor, at::Tensor> psi_star_forward(const at::Tensor& t_, c10::s
 std::tuple<at::Tensor, at::Tensor, at::Tensor> semi_dual_loss_forward(
     const at::Tensor& cost_, const at::Tensor& fake_, const at::Tensor& real_, c10::string_view source_,
     c10::string_view target_, double alpha) {
-  check_float(cost_, "cost");
-  check_like(cost_, "cost", fake_, "v_fake");
-  check_like(cost_, "cost", real_, "v_real");
-  TORCH_CHECK_VALUE(cost_.dim() == 1 && fake_.dim() == 1 && real_.dim() == 1 &&
-                        cost_.size(0) == fake_.size(0),
-                    "cost and v_fake must have shape [B] and v_real [M], got ", cost_.sizes(), ", ",
-                    fake_.sizes(), " and ", real_.sizes());
-  TORCH_CHECK_VALUE(fake_.size(0) > 0 && real_.size(0) > 0,
-                    "v_fake and v_real must be non-empty: a mean over no samples is undefined");
-  TORCH_CHECK_VALUE(alpha > 0, "alpha must be > 0, got ", alpha);
+  check_semi_dual(cost_, fake_, real_, alpha);
   const PsiKind source = parse_psi_kind(std::string(source_), "psi_source");
   const PsiKind target = parse_psi_kind(std::string(target_), "psi_target");
   const at::Tensor cost = cost_.contiguous(), fake = fake_.contiguous(), real = real_.contiguous();
@@ -85,21 +71,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> semi_dual_loss_forward(
     scalar_t* dfp = d_fake.mutable_data_ptr<scalar_t>();
     scalar_t* drp = d_real.mutable_data_ptr<scalar_t>();
     double fake_sum = 0.0, real_sum = 0.0;
-    with_kind(source, [&](auto k) {
-      for (int64_t i = 0; i < B; ++i) {
-        acc v, g;
-        psi_star_value_grad<acc>(k.value, load_acc(fp[i]) - load_acc(cp[i]), acc(alpha), &v, &g);
-        fake_sum += v;
-        dfp[i] = store_as<scalar_t>(g / acc(B));
-      }
+    with_kind(source, [&](auto k) {  // t = v_fake - cost
+      fake_sum = psi_star_sum<decltype(k)::value, true>(fp, cp, acc(1), acc(alpha), acc(1) / acc(B), dfp, B);
     });
-    with_kind(target, [&](auto k) {
-      for (int64_t j = 0; j < M; ++j) {
-        acc v, g;
-        psi_star_value_grad<acc>(k.value, -load_acc(rp[j]), acc(alpha), &v, &g);
-        real_sum += v;
-        drp[j] = store_as<scalar_t>(-g / acc(M));
-      }
+    with_kind(target, [&](auto k) {  // t = -v_real
+      const scalar_t* no_cost = nullptr;
+      real_sum = psi_star_sum<decltype(k)::value, false>(rp, no_cost, acc(-1), acc(alpha), acc(-1) / acc(M),
+                                                         drp, M);
     });
     *loss.mutable_data_ptr<scalar_t>() = scalar_t(fake_sum / double(B) + real_sum / double(M));
   });

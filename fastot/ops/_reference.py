@@ -27,8 +27,9 @@ def quadratic_cost(x: Tensor, y: Tensor, scale: float = 1.0) -> Tensor:
 
 
 def _softplus(s: Tensor) -> Tensor:
-    # log(1 + e^s) without overflow; exact where F.softplus switches to s above its threshold.
-    return s.clamp(min=0) + torch.log1p(torch.exp(-s.abs()))
+    # log(1 + e^s) without overflow, exact where F.softplus switches to s above its threshold, and
+    # with the right autograd derivative at s = 0 (max(s, 0) + log1p(e^-|s|) would give 1, not 1/2).
+    return torch.logaddexp(s, torch.zeros_like(s))
 
 
 def _psi(kind: str, s: Tensor) -> Tensor:

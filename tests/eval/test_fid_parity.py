@@ -13,7 +13,9 @@ from torch import nn
 
 from fastot.eval import inception as INC
 
-pytorch_fid = pytest.importorskip("pytorch_fid.inception", reason="pytorch-fid (and torchvision) not installed")
+pytorch_fid = pytest.importorskip(
+    "pytorch_fid.inception", reason="pytorch-fid (and torchvision) not installed"
+)
 
 
 def _random_fid_inception() -> INC.FIDInceptionV3:
