@@ -696,6 +696,9 @@ def cifar10_mnist_outlier(
     )
 
 
+cifar10_mnist_outlier.image_shape = (3, 32)  # fixed: read by --dry-run without opening the data
+
+
 def open_dataset(path: str | os.PathLike, size: int | None = None, channels: int = 3) -> ImageDataset:
     """Guess a dataset's format from ``path``: CIFAR-10 batches, LMDB, an MNIST idx file, or an image folder;
     the word ``digits`` names scikit-learn's digits.

@@ -80,14 +80,16 @@ def _dry_run(cfg) -> None:
     from omegaconf import OmegaConf
 
     from fastot.data import build_sampler
+    from fastot.data.registry import image_shape
     from fastot.nn import build_map, build_potential
     from fastot.train.config import to_container
     from fastot.train.loop import implied_network_args
 
     print(OmegaConf.to_yaml(cfg, resolve=False))
     target = to_container(cfg, "data.target")
-    if "size" in target:  # image data: no need to open the dataset to know the shapes
-        implied = {"channels": target.get("channels", 3), "image_size": target["size"]}
+    shape = image_shape(target)
+    if shape is not None:  # image data: no need to open the dataset to know the shapes
+        implied = {"channels": shape[0], "image_size": shape[1]}
     else:
         implied = implied_network_args(build_sampler(target, "data.target"))
     for key, build in (("networks.map", build_map), ("networks.potential", build_potential)):

@@ -93,6 +93,16 @@ def test_image_presets_need_their_data_paths():
         load_config("not-translation", [])
 
 
+@pytest.mark.parametrize("preset", [p for p in list_presets() if _is_image_preset(p)])
+def test_image_dry_run_counts_parameters_without_opening_data(preset, capsys):
+    # No data path is given: the network shapes come from the preset, not from the dataset.
+    assert main(["--preset", preset, "--dry-run"]) == 0
+    counts = [line for line in capsys.readouterr().out.splitlines() if line.endswith("M)")]
+    assert [c.split(":")[0] for c in counts] == ["networks.map", "networks.potential"]
+    if preset == "cifar10-uotm":  # the figures the README quotes
+        assert "44,820,611 parameters" in counts[0] and "12,247,809 parameters" in counts[1]
+
+
 def test_default_preset_and_list(capsys):
     assert DEFAULT_PRESET in list_presets()
     assert main(["--list"]) == 0
