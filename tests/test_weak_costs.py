@@ -11,7 +11,8 @@ OPS = {
     "weak_quadratic_cost": (fastot.weak_quadratic_cost, _reference.weak_quadratic_cost),
     "energy_kernel_cost": (fastot.energy_kernel_cost, _reference.energy_kernel_cost),
 }
-SHAPES = [(1, 2, 1), (3, 2, 7), (2, 4, 3, 5), (2, 8, 1000), (3, 5, 33)]
+# Z <= 8 takes the energy gradient's register kernel (compiled per Z), Z = 9 its tiled loop.
+SHAPES = [(1, 2, 1), (3, 2, 7), (2, 4, 3, 5), (2, 8, 1000), (3, 5, 33), (2, 9, 300)]
 
 
 @pytest.mark.parametrize("name", OPS)
@@ -34,6 +35,17 @@ def test_forward_backward_match_reference(name, shape, dtype, contiguous):
     assert gx.shape == x.shape and gy.shape == y.shape
     assert_close(gx, ex, dtype, scale=max(1e-3, ex.abs().max().item()))
     assert_close(gy, ey, dtype, scale=max(1e-3, ey.abs().max().item()))
+
+
+@pytest.mark.parametrize("z", range(2, 11))
+def test_energy_gradient_for_every_sample_count(z):
+    x = make((3, 37), torch.float64, True, requires_grad=True)
+    y = make((3, z, 37), torch.float64, True, requires_grad=True)
+    g = torch.randn(3, dtype=torch.float64)
+    got = torch.autograd.grad(fastot.energy_kernel_cost(x, y, 0.7, 1.3, backend=CPU_FUSED), (x, y), g)
+    exp = torch.autograd.grad(_reference.energy_kernel_cost(x, y, 0.7, 1.3), (x, y), g)
+    for a, b in zip(got, exp, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", OPS)

@@ -59,6 +59,21 @@ std::tuple<at::Tensor, at::Tensor> energy_kernel_cost_forward(const at::Tensor& 
   return {out, norms};
 }
 
+// Calls f(std::integral_constant<int, Z>{}) for the Z the register kernel is compiled for.
+template <typename F>
+bool with_small_z(int64_t Z, F&& f) {
+  switch (Z) {
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 5: f(std::integral_constant<int, 5>{}); return true;
+    case 6: f(std::integral_constant<int, 6>{}); return true;
+    case 7: f(std::integral_constant<int, 7>{}); return true;
+    case 8: f(std::integral_constant<int, 8>{}); return true;
+    default: return false;
+  }
+}
+
 template <typename scalar_t>
 void backward_impl(const double* gp, const double* np, const scalar_t* xp, const scalar_t* yp,
                    scalar_t* gxp, scalar_t* gyp, int64_t B, int64_t Z, int64_t d, double gamma, double scale) {
@@ -71,14 +86,19 @@ void backward_impl(const double* gp, const double* np, const scalar_t* xp, const
       const double c = k < Z ? gs / (2.0 * Z) : gs * gamma / (2.0 * Z * (Z - 1));
       coef[k] = acc(c * inv_norm_or_zero(np[b * K + k]));
     }
-    // float / double gradients accumulate in the output rows themselves; half / bfloat16
+    const scalar_t* xb = xp + b * d;
+    const scalar_t* yb = yp + b * Z * d;
+    const bool done = with_small_z(Z, [&](auto z) {
+      energy_grad_columns<decltype(z)::value>(gxp + b * d + j0, gyp + b * Z * d + j0, xb + j0, yb + j0, d,
+                                              coef.data(), j1 - j0);
+    });
+    if (done) return;
+    // Larger Z: float / double gradients accumulate in the output rows themselves; half / bfloat16
     // ones in a float tile that is rounded once at the end. Short tiles keep the Z + 1
     // gradient rows and the Z input rows of a tile in L1 across the Z + P passes.
     constexpr bool in_place = std::is_same_v<acc, scalar_t>;
     constexpr int64_t tile = 256;
     std::vector<acc> scratch(in_place ? 0 : static_cast<size_t>((Z + 1) * tile));
-    const scalar_t* xb = xp + b * d;
-    const scalar_t* yb = yp + b * Z * d;
     for (int64_t t0 = j0; t0 < j1; t0 += tile) {
       const int64_t n = std::min(j1, t0 + tile) - t0;
       acc* gx = scratch.data();

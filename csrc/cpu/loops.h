@@ -157,6 +157,39 @@ FASTOT_SIMD_CLONES void energy_tile_pair(acc_t<T>* gi, acc_t<T>* gw, const T* yi
   }
 }
 
+// Energy cost gradient of one sample over columns [0, n), for a Z known at compile time: each
+// column's x, Z samples and Z + 1 gradients stay in registers, so every input is read once and
+// every gradient written once (the tile loops above read and write a gradient row per pair).
+// coef holds the Z transport coefficients, then the pairs' in energy_tile_pair order.
+template <int Z, typename T>
+FASTOT_SIMD_CLONES void energy_grad_columns(T* gx, T* gy, const T* x, const T* y, int64_t stride,
+                                            const acc_t<T>* coef, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const acc_t<T> xv = load_acc(x[j]);
+    acc_t<T> yv[Z], g[Z], g_x = 0;
+#pragma GCC unroll 8
+    for (int z = 0; z < Z; ++z) {
+      yv[z] = load_acc(y[z * stride + j]);
+      g[z] = coef[z] * (yv[z] - xv);
+      g_x -= g[z];
+    }
+    int p = Z;
+#pragma GCC unroll 8
+    for (int i = 0; i < Z; ++i) {
+#pragma GCC unroll 8
+      for (int w = i + 1; w < Z; ++w, ++p) {
+        const acc_t<T> t = coef[p] * (yv[i] - yv[w]);
+        g[i] -= t;
+        g[w] += t;
+      }
+    }
+    gx[j] = store_as<T>(g_x);
+#pragma GCC unroll 8
+    for (int z = 0; z < Z; ++z) gy[z * stride + j] = store_as<T>(g[z]);
+  }
+}
+
 // out_j = T(a_j) over [0, n).
 template <typename T>
 FASTOT_SIMD_CLONES void store(T* out, const acc_t<T>* a, int64_t n) {
