@@ -33,13 +33,23 @@ std::tuple<at::Tensor, at::Tensor> energy_kernel_cost_forward(const at::Tensor& 
     const auto sq = RowChunks(B, d).reduce(K, [&](int64_t b, int64_t j0, int64_t j1, double* a) {
       const scalar_t* xb = xp + b * d;
       const scalar_t* yb = yp + b * Z * d;
-      // Tiles keep the Z rows of a tile in cache across the Z + P passes.
+      // Tiles keep the Z + 1 rows of a tile in cache across the passes; each row is compared
+      // with its later partners four at a time (x with every y_w: k = w; y_i with y_w, w > i:
+      // k = Z + pair index).
       for (int64_t t0 = j0; t0 < j1; t0 += kTile) {
         const int64_t n = std::min(j1, t0 + kTile) - t0;
-        for (int64_t z = 0; z < Z; ++z) a[z] += sq_diff_sum_fine(xb + t0, yb + z * d + t0, n);
-        for (int64_t i = 0, p = Z; i < Z; ++i)
-          for (int64_t j = i + 1; j < Z; ++j, ++p)
-            a[p] += sq_diff_sum_fine(yb + i * d + t0, yb + j * d + t0, n);
+        auto y_row = [&](int64_t w) { return yb + w * d + t0; };
+        for (int64_t left = -1; left < Z; ++left) {  // -1: x, else y_left
+          const scalar_t* a_row = left < 0 ? xb + t0 : y_row(left);
+          auto k_of = [&](int64_t w) { return left < 0 ? w : Z + pair_index(left, w, Z); };
+          int64_t w = left + 1;
+          for (; w + 4 <= Z; w += 4) {
+            double s4[4] = {0.0, 0.0, 0.0, 0.0};
+            sq_diff_sums_fine4(a_row, y_row(w), y_row(w + 1), y_row(w + 2), y_row(w + 3), n, s4);
+            for (int64_t q = 0; q < 4; ++q) a[k_of(w + q)] += s4[q];
+          }
+          for (; w < Z; ++w) a[k_of(w)] += sq_diff_sum_fine(a_row, y_row(w), n);
+        }
       }
     });
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
