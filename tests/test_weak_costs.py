@@ -11,7 +11,7 @@ OPS = {
     "weak_quadratic_cost": (fastot.weak_quadratic_cost, _reference.weak_quadratic_cost),
     "energy_kernel_cost": (fastot.energy_kernel_cost, _reference.energy_kernel_cost),
 }
-# Z <= 8 takes the energy gradient's register kernel (compiled per Z), Z = 9 its tiled loop.
+# Z <= 8 takes the CPU column kernels (compiled per Z), Z = 9 the tiled loops.
 SHAPES = [(1, 2, 1), (3, 2, 7), (2, 4, 3, 5), (2, 8, 1000), (3, 5, 33), (2, 9, 300)]
 
 
@@ -37,14 +37,18 @@ def test_forward_backward_match_reference(name, shape, dtype, contiguous):
     assert_close(gy, ey, dtype, scale=max(1e-3, ey.abs().max().item()))
 
 
+@pytest.mark.parametrize("name", OPS)
 @pytest.mark.parametrize("z", range(2, 11))
-def test_energy_gradient_for_every_sample_count(z):
+def test_every_sample_count(name, z):
+    # Z <= 8 runs the CPU column kernels compiled per Z, larger Z the tiled loops.
+    op, ref = OPS[name]
     x = make((3, 37), torch.float64, True, requires_grad=True)
     y = make((3, z, 37), torch.float64, True, requires_grad=True)
     g = torch.randn(3, dtype=torch.float64)
-    got = torch.autograd.grad(fastot.energy_kernel_cost(x, y, 0.7, 1.3, backend=CPU_FUSED), (x, y), g)
-    exp = torch.autograd.grad(_reference.energy_kernel_cost(x, y, 0.7, 1.3), (x, y), g)
-    for a, b in zip(got, exp, strict=True):
+    out, exp = op(x, y, 0.7, 1.3, backend=CPU_FUSED), ref(x, y, 0.7, 1.3)
+    torch.testing.assert_close(out, exp, rtol=1e-10, atol=1e-12)
+    got, want = torch.autograd.grad(out, (x, y), g), torch.autograd.grad(exp, (x, y), g)
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 

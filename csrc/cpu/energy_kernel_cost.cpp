@@ -69,21 +69,6 @@ std::tuple<at::Tensor, at::Tensor> energy_kernel_cost_forward(const at::Tensor& 
   return {out, norms};
 }
 
-// Calls f(std::integral_constant<int, Z>{}) for the Z the register kernel is compiled for.
-template <typename F>
-bool with_small_z(int64_t Z, F&& f) {
-  switch (Z) {
-    case 2: f(std::integral_constant<int, 2>{}); return true;
-    case 3: f(std::integral_constant<int, 3>{}); return true;
-    case 4: f(std::integral_constant<int, 4>{}); return true;
-    case 5: f(std::integral_constant<int, 5>{}); return true;
-    case 6: f(std::integral_constant<int, 6>{}); return true;
-    case 7: f(std::integral_constant<int, 7>{}); return true;
-    case 8: f(std::integral_constant<int, 8>{}); return true;
-    default: return false;
-  }
-}
-
 template <typename scalar_t>
 void backward_impl(const double* gp, const double* np, const scalar_t* xp, const scalar_t* yp,
                    scalar_t* gxp, scalar_t* gyp, int64_t B, int64_t Z, int64_t d, double gamma, double scale) {

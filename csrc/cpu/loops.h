@@ -183,6 +183,74 @@ FASTOT_SIMD_CLONES void energy_tile_pair(acc_t<T>* gi, acc_t<T>* gw, const T* yi
   }
 }
 
+// Calls f(std::integral_constant<int, Z>{}) when Z is one the register
+// (column) kernels below are compiled for; false otherwise.
+template <typename F>
+bool with_small_z(int64_t Z, F&& f) {
+  switch (Z) {
+    case 2: f(std::integral_constant<int, 2>{}); return true;
+    case 3: f(std::integral_constant<int, 3>{}); return true;
+    case 4: f(std::integral_constant<int, 4>{}); return true;
+    case 5: f(std::integral_constant<int, 5>{}); return true;
+    case 6: f(std::integral_constant<int, 6>{}); return true;
+    case 7: f(std::integral_constant<int, 7>{}); return true;
+    case 8: f(std::integral_constant<int, 8>{}); return true;
+    default: return false;
+  }
+}
+
+// Weak quadratic cost sums of one sample over columns [0, n), for a Z known at compile time:
+// sum_z (x - y_z)^2 and sum_z (y_z - mean)^2, with the column mean in registers. Float sums over
+// blocks of 128 columns are added in double into out2[0..1].
+template <int Z, typename T>
+FASTOT_SIMD_CLONES void weak_sums_columns(const T* x, const T* y, int64_t stride, int64_t n, double* out2) {
+  constexpr int64_t kBlock = 128;
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock) {
+    const int64_t j1 = std::min(n, j0 + kBlock);
+    acc_t<T> t = 0, s = 0;
+#pragma omp simd reduction(+ : t, s)
+    for (int64_t j = j0; j < j1; ++j) {
+      const acc_t<T> xv = load_acc(x[j]);
+      acc_t<T> yv[Z], mean = 0;
+#pragma GCC unroll 8
+      for (int z = 0; z < Z; ++z) {
+        yv[z] = load_acc(y[z * stride + j]);
+        mean += yv[z];
+      }
+      mean *= acc_t<T>(1) / acc_t<T>(Z);
+#pragma GCC unroll 8
+      for (int z = 0; z < Z; ++z) {
+        const acc_t<T> dx = xv - yv[z], dm = yv[z] - mean;
+        t += dx * dx;
+        s += dm * dm;
+      }
+    }
+    out2[0] += static_cast<double>(t);
+    out2[1] += static_cast<double>(s);
+  }
+}
+
+// Weak quadratic cost gradient of one sample over columns [0, n), Z known at compile time:
+// gx = g_s (x - mean), gy_z = c_t (y_z - x) - c_v (y_z - mean), each written once.
+template <int Z, typename T>
+FASTOT_SIMD_CLONES void weak_grad_columns(T* gx, T* gy, const T* x, const T* y, int64_t stride, acc_t<T> gs,
+                                          acc_t<T> c_t, acc_t<T> c_v, int64_t n) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const acc_t<T> xv = load_acc(x[j]);
+    acc_t<T> yv[Z], mean = 0;
+#pragma GCC unroll 8
+    for (int z = 0; z < Z; ++z) {
+      yv[z] = load_acc(y[z * stride + j]);
+      mean += yv[z];
+    }
+    mean *= acc_t<T>(1) / acc_t<T>(Z);
+    gx[j] = store_as<T>(gs * (xv - mean));
+#pragma GCC unroll 8
+    for (int z = 0; z < Z; ++z) gy[z * stride + j] = store_as<T>(c_t * (yv[z] - xv) - c_v * (yv[z] - mean));
+  }
+}
+
 // Energy cost gradient of one sample over columns [0, n), for a Z known at compile time: each
 // column's x, Z samples and Z + 1 gradients stay in registers, so every input is read once and
 // every gradient written once (the tile loops above read and write a gradient row per pair).
