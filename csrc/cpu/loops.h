@@ -199,6 +199,27 @@ bool with_small_z(int64_t Z, F&& f) {
   }
 }
 
+// The Z samples of column j (y[z * stride + j]) and their mean, returned by value so that the
+// SIMD loops keep them in registers.
+template <int Z, typename T>
+struct Column {
+  acc_t<T> y[Z];
+  acc_t<T> mean;
+};
+
+template <int Z, typename T>
+FASTOT_ALWAYS_INLINE Column<Z, T> load_column(const T* y, int64_t stride, int64_t j) {
+  Column<Z, T> c{};
+  acc_t<T> sum = 0;
+#pragma GCC unroll 8
+  for (int z = 0; z < Z; ++z) {
+    c.y[z] = load_acc(y[z * stride + j]);
+    sum += c.y[z];
+  }
+  c.mean = sum * (acc_t<T>(1) / acc_t<T>(Z));
+  return c;
+}
+
 // Weak quadratic cost sums of one sample over columns [0, n), for a Z known at compile time:
 // sum_z (x - y_z)^2 and sum_z (y_z - mean)^2, with the column mean in registers. Float sums over
 // blocks of 128 columns are added in double into out2[0..1].
@@ -211,13 +232,7 @@ FASTOT_SIMD_CLONES void weak_sums_columns(const T* x, const T* y, int64_t stride
 #pragma omp simd reduction(+ : t, s)
     for (int64_t j = j0; j < j1; ++j) {
       const acc_t<T> xv = load_acc(x[j]);
-      acc_t<T> yv[Z], mean = 0;
-#pragma GCC unroll 8
-      for (int z = 0; z < Z; ++z) {
-        yv[z] = load_acc(y[z * stride + j]);
-        mean += yv[z];
-      }
-      mean *= acc_t<T>(1) / acc_t<T>(Z);
+      const auto [yv, mean] = load_column<Z>(y, stride, j);
 #pragma GCC unroll 8
       for (int z = 0; z < Z; ++z) {
         const acc_t<T> dx = xv - yv[z], dm = yv[z] - mean;
@@ -238,13 +253,7 @@ FASTOT_SIMD_CLONES void weak_grad_columns(T* gx, T* gy, const T* x, const T* y, 
 #pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
     const acc_t<T> xv = load_acc(x[j]);
-    acc_t<T> yv[Z], mean = 0;
-#pragma GCC unroll 8
-    for (int z = 0; z < Z; ++z) {
-      yv[z] = load_acc(y[z * stride + j]);
-      mean += yv[z];
-    }
-    mean *= acc_t<T>(1) / acc_t<T>(Z);
+    const auto [yv, mean] = load_column<Z>(y, stride, j);
     gx[j] = store_as<T>(gs * (xv - mean));
 #pragma GCC unroll 8
     for (int z = 0; z < Z; ++z) gy[z * stride + j] = store_as<T>(c_t * (yv[z] - xv) - c_v * (yv[z] - mean));
