@@ -128,7 +128,7 @@ def test_uotm_image_step(benchmark: Any, preset: str, provider: str) -> None:
         step = image_step(preset, provider)
         if benchmark.disabled:
             benchmark(step)
-        else:  # up to 15 s per step on a 2-core CPU: one warm-up step, one timed step
+        else:  # 1-30 s per step on a 2-core CPU: one warm-up step, one timed step
             step()
             benchmark.pedantic(step, rounds=1, iterations=1, warmup_rounds=0)
     record(
