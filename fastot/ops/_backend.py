@@ -1,10 +1,17 @@
-"""Backend selection: ``backend=`` argument > ``use_backend`` context > ``FASTOT_BACKEND`` > auto."""
+"""Backend selection: ``backend=`` argument > ``use_backend`` context > ``FASTOT_BACKEND`` > auto.
+
+The ``use_backend`` selection lives in a ``threading.local``: per thread like a context
+variable, but torch.compile traces reading it (``ContextVar.get`` is unsupported, so the
+default path broke ``fullgraph=True``) and guards on its value, so a compiled function
+recompiles when it is called under another backend. ``FASTOT_BACKEND`` is read at trace
+time only: set it before the process starts.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -14,7 +21,16 @@ from fastot._extension import STATUS
 
 BACKENDS = ("auto", "eager", "cpp", "cuda", "triton")
 
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("fastot_backend", default=None)
+
+class _Selection(threading.local):
+    # Set in __init__ (run once per thread), not as a class default: dynamo guards an
+    # instance attribute by value, but a class default only by a dict lookup that does not
+    # see the thread's value, and would not recompile under use_backend.
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+
+_selection = _Selection()
 _warned_cuda_fallback = False
 
 
@@ -27,11 +43,12 @@ def _check_name(name: object, what: str = "backend") -> str:
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
     """Run the ops inside the ``with`` block on backend ``name`` unless a call passes ``backend=``."""
-    token = _current.set(_check_name(name))
+    previous = _selection.name
+    _selection.name = _check_name(name)
     try:
         yield
     finally:
-        _current.reset(token)
+        _selection.name = previous
 
 
 def _triton_runs_on(device: torch.device) -> bool:
@@ -54,7 +71,7 @@ def available(device: torch.device | str) -> list[str]:
 def resolve(device: torch.device, backend: str | None) -> str:
     """The concrete backend ("eager", "cpp", "cuda" or "triton") for tensors on ``device``."""
     global _warned_cuda_fallback
-    name = backend if backend is not None else _current.get()
+    name = backend if backend is not None else _selection.name
     if name is None:
         name = os.environ.get("FASTOT_BACKEND", "auto")
         _check_name(name, "FASTOT_BACKEND")
