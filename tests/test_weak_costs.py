@@ -130,3 +130,24 @@ def test_celeba_sized_row(name):
     (ey,) = torch.autograd.grad(exp.sum(), yd)
     torch.testing.assert_close(out.double(), exp, rtol=1e-5, atol=0)
     torch.testing.assert_close(gy.double(), ey, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", OPS)
+@pytest.mark.parametrize("gamma", [-0.5, -1e-12, float("nan"), float("-inf")])
+def test_negative_or_nonfinite_gamma_rejected_identically_on_every_backend(name, gamma):
+    op, _ = OPS[name]
+    x, y = torch.zeros(3, 4), torch.zeros(3, 2, 4)
+    messages = set()
+    for backend in ["auto", *fastot.available("cpu")]:
+        with pytest.raises(ValueError, match=f"{name}: gamma must be") as err:
+            op(x, y, gamma, backend=backend)
+        messages.add(str(err.value))
+    assert len(messages) == 1, messages
+    assert "cpp" in fastot.available("cpu")
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_gamma_zero_is_accepted(name):
+    op, ref = OPS[name]
+    x, y = make((3, 4), torch.float64), make((3, 2, 4), torch.float64)
+    torch.testing.assert_close(op(x, y, 0.0, backend=CPU_FUSED), ref(x, y, 0.0, 1.0))

@@ -23,7 +23,7 @@ def energy_kernel_cost(
     Args:
         x (Tensor[B, ...]): inputs.
         y (Tensor[B, Z, ...]): Z >= 2 outputs T(x, z) per input.
-        gamma (float): weakness of the cost.
+        gamma (float): non-negative weakness of the cost.
         scale (float): non-negative factor.
         backend (str, optional): see :func:`fastot.quadratic_cost`.
 

@@ -21,7 +21,8 @@ def check_weak_inputs(
         )
     if y.shape[1] < 2:
         raise ValueError(f"{op}: y must hold Z >= 2 samples per x (dim 1), got Z = {y.shape[1]}")
-    gamma = _checks.number(op, "gamma", gamma)
+    # A negative weakness would reward the map for spreading its samples: not a weak cost.
+    gamma = _checks.number(op, "gamma", gamma, nonneg=True)
     scale = _checks.number(op, "scale", scale, nonneg=True)
     return _checks.rows(x), _checks.samples(y), gamma, scale
 
@@ -40,7 +41,7 @@ def weak_quadratic_cost(
     Args:
         x (Tensor[B, ...]): inputs.
         y (Tensor[B, Z, ...]): Z >= 2 outputs T(x, z) per input.
-        gamma (float): weakness; 0 gives the strong quadratic cost.
+        gamma (float): non-negative weakness; 0 gives the strong quadratic cost.
         scale (float): non-negative factor.
         backend (str, optional): see :func:`fastot.quadratic_cost`.
 
