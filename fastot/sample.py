@@ -1,6 +1,7 @@
 """``python -m fastot.sample --run DIR --n N --out FILE.npz [--seed S]``.
 
-Loads a run's config and latest checkpoint (EMA weights when the run used EMA) and writes arrays
+Loads a run's config and latest readable checkpoint (EMA weights when the run used EMA; an
+unreadable newest checkpoint is named in a warning and the previous one is used) and writes arrays
 ``x`` (source inputs) and ``y`` (= T(x, z)) like the run's own ``samples.npz``.
 """
 
@@ -20,12 +21,15 @@ def sample_run(run_dir: Path, n: int, seed: int | None = None) -> tuple[np.ndarr
     from fastot.train.evaluate import generate
     from fastot.train.loop import Run
 
-    cfg = load_config(None, [], path=run_dir / "config.yaml")
-    path = ckpt.latest_checkpoint(run_dir)
-    if path is None:
-        raise ConfigError("run", f"no checkpoint in {run_dir / 'checkpoints'}")
+    if not run_dir.is_dir():
+        raise ConfigError("run", f"{run_dir} is not a run directory (it does not exist)")
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        raise ConfigError("run", f"{run_dir} is not a run directory ({cfg_path.name} not found)")
+    cfg = load_config(None, [], path=cfg_path)
+    loaded = ckpt.load_latest(run_dir, "run")
     run = Run(cfg, run_dir)
-    run.load_state_dict(ckpt.load(path))
+    run.load_state_dict(loaded.state)
     x, y = generate(run.sampling_map, run.source, n, cfg.eval.seed if seed is None else seed)
     return x.numpy(), y.numpy()
 
@@ -37,12 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=None, help="default: the run's eval.seed")
     args = p.parse_args(argv)
+    from fastot.train.checkpoint import report_warnings
     from fastot.train.errors import ConfigError
 
     try:
         if args.n <= 0:
             raise ConfigError("n", f"must be positive, got {args.n}")
-        x, y = sample_run(args.run, args.n, args.seed)
+        with report_warnings("fastot.sample"):
+            x, y = sample_run(args.run, args.n, args.seed)
     except ConfigError as e:
         print(f"fastot.sample: error: {e}", file=sys.stderr)
         return 2

@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="preset name (see --list)")
     p.add_argument("--out", type=Path, help="run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)"
+    )
     p.add_argument("--list", action="store_true", help="list the presets and exit")
     p.add_argument(
         "--smoke", action="store_true", help="tiny batch and narrow networks: check a preset runs on CPU"
@@ -42,10 +45,17 @@ def main(argv: list[str] | None = None) -> int:
             first = (PRESET_DIR / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
             print(f"{name:28s} {first}")
         return 0
+    from fastot.train.checkpoint import report_warnings
+    from fastot.train.loop import RunFinished
+    from fastot.train.runtime import Interrupted
+
     try:
         if args.resume is not None:
             if args.preset:
                 raise ConfigError("preset", "--resume uses the run's own config.yaml; drop --preset")
+            if args.out is not None or args.overwrite:
+                flag = "--out" if args.out is not None else "--overwrite"
+                raise ConfigError("resume", f"--resume continues the run in its own directory; drop {flag}")
             cfg_path = args.resume / "config.yaml"
             if not cfg_path.is_file():
                 raise ConfigError("resume", f"{cfg_path} not found")
@@ -64,16 +74,38 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from fastot.train.loop import train
 
-        summary = train(cfg, run_dir, resume=args.resume is not None)
+        with report_warnings(PROG):
+            summary = train(cfg, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
     except ConfigError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except DivergenceError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
+    except RunFinished as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 0
+    except Interrupted as e:
+        print(f"{PROG}: {_interrupted(e, run_dir)}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
     if summary:  # ranks > 0 of a multi-process run print nothing
         print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2))
     return 0
+
+
+def _interrupted(e, run_dir: Path) -> str:
+    """One line: which signal, where the run stopped, how to continue it."""
+    what = f"interrupted by {e}"
+    if e.during == "start":
+        return f"{what} while starting; nothing was trained"
+    if e.checkpoint is None:
+        return f"{what} at step {e.step}, before the first checkpoint; nothing was saved"
+    if e.during == "training":
+        return f"{what} at step {e.step}; checkpoint {e.checkpoint}; continue with --resume {run_dir}"
+    return f"{what} during the {e.during}; {e.checkpoint} is complete; --resume {run_dir} finishes the run"
 
 
 def _dry_run(cfg) -> None:

@@ -1,26 +1,90 @@
-"""Atomic checkpoints that load with ``torch.load(weights_only=True)``.
+"""Run directories: atomic checkpoints, falling back past unreadable ones, and the run lock.
 
 Only tensors and primitive containers are stored (RNG states are uint8 tensors), so a checkpoint
-never needs pickled classes. Files are written to a temporary name and moved into place with
-``os.replace``, so a crash mid-write never leaves a truncated checkpoint behind.
+loads with ``torch.load(weights_only=True)`` and never needs pickled classes. Files are written to a
+temporary name and moved into place with ``os.replace``, so a crash mid-write never leaves a
+truncated checkpoint behind; should one be damaged anyway (a full disk, a copy cut short), loading
+warns with its name and takes the previous one, which is why at least two are kept.
+
+One process at a time writes a run directory: rank 0 holds an ``flock`` on ``DIR/.lock`` for the
+run's life (the kernel drops it when the process dies, so a crash leaves no stale lock).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
+from fastot.train.errors import ConfigError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; runs are simply not locked
+    fcntl = None  # type: ignore[assignment]
+
 _NAME = re.compile(r"ckpt_(\d+)\.pt$")
+# The previous checkpoint is the fallback when the latest is unreadable.
+MIN_KEEP = 2
+LOCK_NAME = ".lock"
+# What a run writes into its directory; a new run refuses a directory holding any of these.
+RUN_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "summary.json",
+    "samples.npz",
+    "samples.png",
+    "checkpoints",
+    "plots",
+    "snapshots",
+    "samples",
+    "tensorboard",
+)
 
 
+class CheckpointWarning(UserWarning):
+    """A checkpoint could not be read and an older one is used instead."""
+
+
+@contextmanager
+def report_warnings(prog: str) -> Iterator[None]:
+    """Show CheckpointWarnings as one ``prog: warning: ...`` line on stderr (command-line tools)."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def one_line(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if issubclass(category, CheckpointWarning):
+                print(f"{prog}: warning: {message}", file=sys.stderr)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        yield
+
+
+# ---------------------------------------------------------------------------- writing
 def save_atomic(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # Mode 0666 filtered by the umask, like every other file of the run (mkstemp would give 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -28,9 +92,26 @@ def save_atomic(obj: Any, path: Path) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+    # Temporaries of a writer that was killed mid-save; the run lock means no other save is running.
+    for stale in path.parent.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (a power cut could otherwise undo it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -47,14 +128,122 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint file, readable or not (see :func:`load_latest`)."""
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None
 
 
 def prune(run_dir: Path, keep: int) -> None:
-    for _, p in list_checkpoints(run_dir)[:-keep]:
+    for _, p in list_checkpoints(run_dir)[: -max(keep, MIN_KEEP)]:
         p.unlink(missing_ok=True)
 
 
+# ---------------------------------------------------------------------------- reading
 def load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+@dataclass
+class Loaded:
+    path: Path
+    state: dict[str, Any]
+    unreadable: list[Path]  # newer checkpoints that were skipped
+
+
+def load_latest(run_dir: Path, key: str) -> Loaded:
+    """The newest checkpoint that loads; each unreadable newer one is named in a CheckpointWarning.
+
+    Raises a ConfigError under ``key`` when the run has no readable checkpoint at all.
+    """
+    found = list_checkpoints(run_dir)
+    bad: list[Path] = []
+    for _, path in reversed(found):
+        try:
+            state = load(path)
+            if not isinstance(state, dict) or "step" not in state:
+                raise ValueError("not a fastot checkpoint")
+        except Exception as e:  # truncated zip, bad pickle, unreadable file: all mean "skip it"
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            tail = "; falling back to the previous checkpoint" if path != found[0][1] else ""
+            warnings.warn(f"checkpoint {path} is unreadable ({reason}){tail}", CheckpointWarning, 2)
+            bad.append(path)
+            continue
+        return Loaded(path, state, bad)
+    where = run_dir / "checkpoints"
+    if bad:
+        raise ConfigError(key, f"no readable checkpoint in {where} ({len(bad)} unreadable)")
+    raise ConfigError(key, f"no checkpoint in {where}")
+
+
+def set_aside(paths: list[Path]) -> None:
+    """Rename unreadable checkpoints to ``*.corrupt``: out of the resume order and of pruning, but
+    kept for inspection (a resumed run rewrites those steps anyway)."""
+    for p in paths:
+        p.replace(p.with_name(p.name + ".corrupt"))
+
+
+# ---------------------------------------------------------------------------- the run directory
+def run_files(run_dir: Path) -> list[str]:
+    """The names of a run's own files present in ``run_dir``."""
+    return [name for name in RUN_FILES if (run_dir / name).exists()]
+
+
+def check_new_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """A new run goes into a missing or empty directory (files of other tools are left alone),
+    or replaces an old run only when asked to."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError("out", f"{run_dir} is a file, not a run directory")
+    if overwrite or not run_dir.is_dir():
+        return
+    held = run_files(run_dir)
+    if held:
+        raise ConfigError(
+            "out",
+            f"{run_dir} already holds a run ({', '.join(held)}); continue it with --resume {run_dir}, "
+            "choose a fresh --out, or pass --overwrite to replace it",
+        )
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete an old run's files (``--overwrite``) so nothing of it is mistaken for the new run."""
+    for name in run_files(run_dir):
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def remove_if_unused(run_dir: Path) -> None:
+    """Remove a directory that holds nothing but its lock file."""
+    if {p.name for p in run_dir.iterdir()} <= {LOCK_NAME}:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+        run_dir.rmdir()
+
+
+class RunLock:
+    """An exclusive, non-blocking ``flock`` on ``DIR/.lock``; a second holder gets a ConfigError."""
+
+    def __init__(self, run_dir: Path, key: str) -> None:
+        self.path = run_dir / LOCK_NAME
+        self.fd: int | None = None
+        if fcntl is None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            who = f"process {holder}" if holder.isdigit() else "another process"
+            raise ConfigError(
+                key, f"{who} is already running in {run_dir} (it holds {self.path}); wait for it to end"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the last descriptor drops the flock
+            self.fd = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -114,13 +115,13 @@ def load_config(
     """
     base = OmegaConf.create(BASE)
     if path is not None:
-        layer = OmegaConf.load(path)
+        file = path
     else:
         name = preset or DEFAULT_PRESET
         file = PRESET_DIR / f"{name}.yaml"
         if not file.is_file():
             raise ConfigError("preset", f"unknown preset {name!r}; see --list")
-        layer = OmegaConf.load(file)
+    layer = read_yaml(file)
     for dotted in OPEN_SECTIONS:  # a layer that names a section replaces it instead of merging
         if _select(layer, dotted) is not None:
             parent, _, leaf = dotted.rpartition(".")
@@ -128,19 +129,84 @@ def load_config(
             node.pop(leaf)
             node[leaf] = {}
     try:
+        _set_strict(base)  # before the file is merged in, so that its unknown keys are errors too
         cfg = OmegaConf.merge(base, layer)
         _set_strict(cfg)
+    except OmegaConfBaseException as e:
+        raise _merge_error(e, f" in {file}") from None
+    _check_open_keys(cfg, layer, file)
+    try:
         for item in overrides or []:
             if "=" not in item:
                 raise ConfigError(item, "overrides must look like key=value")
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
             _set_strict(cfg)
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or "config"
-        msg = "unknown config key" if "not in struct" in str(e) else str(e).splitlines()[0]
-        raise ConfigError(str(key), msg) from None
+        raise _merge_error(e) from None
     validate(cfg, allow_missing)
     return cfg
+
+
+def read_yaml(file: Path) -> DictConfig:
+    """One YAML layer (a preset or a run's config.yaml); bad YAML is a ConfigError naming the file."""
+    try:
+        layer = OmegaConf.load(file)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
+        raise ConfigError(str(file), f"invalid YAML{where}: {problem}") from None
+    except OSError as e:
+        raise ConfigError(str(file), f"cannot be read ({e.strerror or e})") from None
+    if not isinstance(layer, DictConfig):
+        raise ConfigError(str(file), "must hold a mapping of config keys")
+    return layer
+
+
+def _merge_error(e: OmegaConfBaseException, where: str = "") -> ConfigError:
+    key = getattr(e, "full_key", None) or "config"
+    msg = "unknown config key" if "not in struct" in str(e) else str(e).splitlines()[0]
+    return ConfigError(str(key), msg + where)
+
+
+def _accepted_keys(section: str, name: Any) -> set[str] | None:
+    """The keys the builder of an open section takes for ``name``; None for a name it does not know
+    (the builder reports that one, naming ``<section>.name``)."""
+    import dataclasses
+    import inspect
+
+    if not isinstance(name, str):
+        return None
+    if section == "algorithm":
+        from fastot.algorithms import ALGORITHMS
+
+        entry = ALGORITHMS.get(name)
+        return None if entry is None else {f.name for f in dataclasses.fields(entry[0]) if f.init}
+    if section.startswith("data."):
+        from fastot.data import SAMPLERS as registry
+    elif section == "networks.map":
+        from fastot.nn import MAPS as registry
+    elif section == "networks.potential":
+        from fastot.nn import POTENTIALS as registry
+    else:
+        from fastot.train.loop import OPTIMIZERS as registry
+    ctor = registry.get(name)
+    return None if ctor is None else set(inspect.signature(ctor).parameters) - {"params"}
+
+
+def _check_open_keys(cfg: DictConfig, layer: DictConfig, file: Path) -> None:
+    """Unknown keys a YAML file puts in an open section are errors naming the key and the file
+    (the builders would name the key only, and only once the run starts)."""
+    for section in OPEN_SECTIONS:
+        if _select(layer, section) is None:
+            continue
+        spec = _select(cfg, section)
+        accepted = _accepted_keys(section, spec.get("name"))
+        if accepted is None:
+            continue  # an unknown name: the builder reports it, naming <section>.name
+        for key in spec:
+            if key != "name" and key not in accepted:
+                raise ConfigError(f"{section}.{key}", f"unknown config key in {file}")
 
 
 def _set_strict(cfg: DictConfig) -> None:

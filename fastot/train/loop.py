@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,11 @@ from torch import nn
 
 from fastot.algorithms import StepContext, build_algorithm
 from fastot.data import build_sampler
+from fastot.data.registry import image_shape
 from fastot.nn import build_map, build_potential
 from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
-from fastot.train.config import to_container
+from fastot.train.config import load_config, to_container
 from fastot.train.ema import EMA
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import PeriodicFID, check_metrics, compute_metrics, generate
@@ -130,16 +132,32 @@ class Run:
             "precision": self.precision.state_dict(),
             "data": {k: s.state_dict() for k, s in self._stateful_samplers().items()},
             "log_window": {k: list(v) for k, v in self.window.items()},
+            "config": OmegaConf.to_container(self.cfg, resolve=True),  # what a resume may not change
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.elapsed = int(state["step"]), float(state["elapsed"])
-        self.map.load_state_dict(state["map"])
-        self.potential.load_state_dict(state["potential"])
-        self.opt_map.load_state_dict(state["optim_map"])
-        self.opt_pot.load_state_dict(state["optim_potential"])
+        for key, net in (("map", self.map), ("potential", self.potential)):
+            try:
+                net.load_state_dict(state[key])
+            except RuntimeError as e:  # e.g. a config.yaml edited to other network sizes
+                lines = str(e).strip().splitlines()
+                detail = lines[1].strip() if len(lines) > 1 else lines[0]
+                raise ConfigError(
+                    f"networks.{key}", f"the checkpoint does not fit this network ({detail})"
+                ) from None
+        for opt, key in ((self.opt_map, "optim_map"), (self.opt_pot, "optim_potential")):
+            # The config's hyperparameters (lr=, betas= overrides of a resumed run) win over the
+            # checkpoint's; the checkpoint brings the moments.
+            settings = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+            opt.load_state_dict(state[key])
+            for group, values in zip(opt.param_groups, settings, strict=True):
+                group.update(values)
         if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
+            if state["ema"] is None:  # EMA switched on when resuming: it starts from the current map
+                self.ema = EMA(self.map, self.ema.decay)
+            else:
+                self.ema.load_state_dict(state["ema"])
         self.algo.load_state_dict(state["algorithm"], self.ctx)
         ranks = state.get("rng_ranks") or [state["rng"]["generator"]]
         if len(ranks) == self.world:  # same world size: every rank continues its own stream
@@ -240,26 +258,154 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
-def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+class RunFinished(Exception):
+    """``--resume`` of a run that has done all its iterations and written its summary."""
+
+    def __init__(self, run_dir: Path, step: int, total: int) -> None:
+        super().__init__(
+            f"{run_dir} already finished (step {step} of {total}); nothing to do. "
+            f"To train longer: --resume {run_dir} train.iterations=N"
+        )
+        self.run_dir = run_dir
+
+
+# What a resumed run cannot change: the checkpoint's weights, optimiser moments and random streams
+# belong to these. Everything else (optimiser hyperparameters, schedule, iterations, logging,
+# evaluation, algorithm weights) applies from the resumed step on; so does a data change that keeps
+# the data's shapes (a moved dataset path).
+FIXED_ON_RESUME = ("seed", "networks", "algorithm.name", "optim.map.name", "optim.potential.name")
+
+
+def _differences(a: Any, b: Any, key: str) -> list[tuple[str, Any, Any]]:
+    """(dotted key, a, b) of every leaf where two config containers differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = sorted(a.keys() | b.keys())
+        return [d for k in keys for d in _differences(a.get(k), b.get(k), f"{key}.{k}")]
+    return [] if a == b else [(key, a, b)]
+
+
+def _data_shape(spec: dict[str, Any], key: str) -> Any:
+    """What the networks are built for from a data spec, or None when it cannot be told."""
+    shape = image_shape(spec)
+    if shape is not None:  # images: from the spec, without opening the dataset
+        return shape
+    try:
+        return implied_network_args(build_sampler(spec, key)) or None
+    except (ConfigError, TypeError, ValueError, OSError):
+        return None
+
+
+def check_resume_config(trained: dict[str, Any], cfg: DictConfig) -> None:
+    """Refuse overrides of a resumed run that its checkpoint cannot follow, naming the key."""
+    now = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(now, dict)
+
+    def get(tree: Any, dotted: str) -> Any:
+        for part in dotted.split("."):
+            tree = tree.get(part) if isinstance(tree, dict) else None
+        return tree
+
+    for key in FIXED_ON_RESUME:
+        for dotted, was, wants in _differences(get(trained, key), get(now, key), key):
+            raise ConfigError(
+                dotted,
+                f"cannot change when resuming (the checkpoint was trained with {was!r}, not {wants!r}); "
+                "start a new run with --out instead",
+            )
+    for side in ("source", "target"):
+        key = f"data.{side}"
+        was, wants = trained.get("data", {}).get(side), now["data"][side]
+        if not isinstance(was, dict) or was == wants:
+            continue
+        before, after = _data_shape(was, key), _data_shape(wants, key)
+        if before is not None and after is not None and before != after:
+            dotted = _differences(was, wants, key)[0][0]
+            raise ConfigError(
+                dotted,
+                f"cannot change when resuming: the networks were built for data of shape {before}, "
+                f"this gives {after}; start a new run with --out instead",
+            )
+
+
+def _trained_config(state: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The config a checkpoint was trained with (older checkpoints: the run's config.yaml)."""
+    trained = state.get("config")
+    if not isinstance(trained, dict):
+        trained = OmegaConf.to_container(load_config(None, [], path=run_dir / "config.yaml"), resolve=True)
+    assert isinstance(trained, dict)
+    return trained
+
+
+def train(cfg: DictConfig, run_dir: Path, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Train (or continue) the run in ``run_dir``; returns the summary (empty on ranks > 0).
 
-    With several processes every rank trains; only rank 0 writes logs, samples and checkpoints.
+    With several processes every rank trains; only rank 0 writes logs, samples and checkpoints, and
+    it holds a lock on the directory for the run's life. A new run refuses a directory that holds
+    another run unless ``overwrite`` (which deletes that run's files first). Resuming takes the
+    newest readable checkpoint (warning about unreadable ones) and raises :class:`RunFinished` when
+    nothing is left to do. SIGINT and SIGTERM stop training at the end of the current iteration
+    with a checkpoint and raise :class:`runtime.Interrupted`.
     """
+    main = runtime.launch_rank() == 0
+    if main and not resume:
+        ckpt.check_new_run_dir(run_dir, overwrite)  # before building anything
+    created = main and not run_dir.exists()
+    lock = _claim_run_dir(run_dir, resume, overwrite) if main else None
+    stop = runtime.GracefulStop()
+    try:
+        loaded = None
+        if resume:
+            loaded = ckpt.load_latest(run_dir, "resume")
+            check_resume_config(_trained_config(loaded.state, run_dir), cfg)
+        with stop:
+            return _train(cfg, run_dir, loaded, stop)
+    except runtime.Interrupted as e:
+        run = stop.run
+        e.step = None if run is None else run.step
+        e.checkpoint = None if run is None or run.last_ckpt is None else str(run.last_ckpt)
+        e.during = stop.phase
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+            if created:
+                ckpt.remove_if_unused(run_dir)  # a run that failed to start leaves no empty directory
+
+
+def _claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> ckpt.RunLock:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = ckpt.RunLock(run_dir, "resume" if resume else "out")
+    if not resume:
+        try:  # again, under the lock: another process may have started a run here meanwhile
+            ckpt.check_new_run_dir(run_dir, overwrite)
+        except ConfigError:
+            lock.release()
+            raise
+        if overwrite:
+            ckpt.clear_run(run_dir)
+    return lock
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path, loaded: ckpt.Loaded | None, stop: runtime.GracefulStop
+) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     run = Run(cfg, run_dir)
+    stop.run = run
     main = run.rank == 0
     metrics_path = run_dir / "metrics.jsonl"
-    if resume:
-        path = ckpt.latest_checkpoint(run_dir)
-        if path is None:
-            raise ConfigError("resume", f"no checkpoint in {run_dir / 'checkpoints'}")
-        run.load_state_dict(ckpt.load(path))
-        run.last_ckpt = path
+    if loaded is not None:
+        run.load_state_dict(loaded.state)
+        run.last_ckpt = loaded.path
+        if main:
+            ckpt.set_aside(loaded.unreadable)
+        if run.step >= run.total and (run_dir / "summary.json").is_file():
+            raise RunFinished(run_dir, run.step, run.total)
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
+        if loaded is not None:
             _truncate_log(metrics_path, run.step)
+            (run_dir / "summary.json").unlink(missing_ok=True)  # it describes where the run stopped before
         else:
             metrics_path.write_text("")
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # on resume: with any new overrides
@@ -274,6 +420,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any
         dynamic_ncols=True,
         desc=f"{cfg.algorithm.name}",
     )
+    stop.phase = "training"  # a signal now waits for the end of the iteration
     for it in range(run.step, run.total):
         logs = run.iteration(it)
         run.step = it + 1
@@ -305,9 +452,17 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False) -> dict[str, Any
         if run.step % cfg.train.ckpt_every == 0 or run.step == run.total:
             run.save_checkpoint()
         bar.update(1)
+        if stop.requested(run.device):
+            if run.last_ckpt != ckpt.checkpoint_path(run_dir, run.step):
+                run.save_checkpoint()
+            bar.close()
+            raise runtime.Interrupted(stop.signum or signal.SIGTERM)  # SIGTERM: another rank's
     bar.close()
     if run.last_ckpt is None or (main and ckpt.latest_checkpoint(run_dir) is None):
         run.save_checkpoint()
+    stop.phase = "final evaluation"
+    if stop.requested(run.device):  # a signal during the last iteration: the checkpoint is complete
+        raise runtime.Interrupted(stop.signum or signal.SIGTERM)
     if writer is None:
         return {}
     writer.close()

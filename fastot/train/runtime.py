@@ -15,7 +15,10 @@ frozen copies (S-JKO, EMA) free of DDP's reducer hooks; the arithmetic is the sa
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
+from types import FrameType
 
 import torch
 import torch.distributed as dist
@@ -135,6 +138,11 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def launch_rank() -> int:
+    """This process's rank as the launcher (torchrun) sets it, before the process group exists."""
+    return int(os.environ.get("RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else 0
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
@@ -174,3 +182,74 @@ def all_gather_objects(obj: object) -> list[object]:
     out: list[object] = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any of them."""
+    if world_size() == 1:
+        return flag
+    t = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+# ---------------------------------------------------------------------------- stopping on a signal
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run; ``step`` and ``checkpoint`` say where it can resume from."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.step: int | None = None
+        self.checkpoint: str | None = None
+        self.during = "training"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # what a shell reports for a process the signal ended: 130, 143
+
+
+class GracefulStop:
+    """Catch SIGINT and SIGTERM (Ctrl-C, ``timeout``, a cluster's preemption notice) in the main thread.
+
+    In the ``"training"`` phase a signal only records itself, and the loop stops at the end of the
+    iteration, after writing a checkpoint. In the other phases, or on a second signal (the user
+    insists), :class:`Interrupted` is raised at once. Signals the launcher ignores stay ignored.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.phase = "start"  # then "training", then "final evaluation"
+        self.run: object = None  # the run being trained, for the report of where it stopped
+        self._previous: dict[int, object] = {}
+        self._pid = os.getpid()
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # Python delivers signals to the main thread only
+        for sig in self.SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is signal.SIG_IGN:
+                continue
+            self._previous[sig] = previous
+            signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:
+            return  # a forked data-loader worker: its parent shuts it down
+        first = self.signum is None
+        self.signum = signum
+        if not (first and self.phase == "training"):
+            raise Interrupted(signum)
+
+    def requested(self, device: torch.device) -> bool:
+        """Whether to stop now; with several processes all ranks agree (and stop at the same step)."""
+        return any_rank(self.signum is not None, device)
