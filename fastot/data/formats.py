@@ -63,12 +63,14 @@ def decode_image(data: bytes | Path, channels: int, name: str):
     """Decode PNG/JPEG bytes (or a file) to a PIL image in RGB or L mode; raises CorruptImageError."""
     from PIL import Image, UnidentifiedImageError
 
+    # DecompressionBombError: a header declaring more pixels than PIL agrees to decode; such a file
+    # is skipped like any other unreadable one.
     try:
         src = data if isinstance(data, Path) else io.BytesIO(data)
         with Image.open(src) as img:
             img.load()
             return img.convert("RGB" if channels == 3 else "L")
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise CorruptImageError(f"cannot decode image {name}: {e}") from None
 
 
