@@ -27,6 +27,10 @@ WEIGHTS_ENV = "FASTOT_FID_WEIGHTS"
 FEATURE_DIM = 2048
 
 
+class WeightsError(ValueError):
+    """A weight file that exists but is not the FID Inception's (the message names the file)."""
+
+
 class BasicConv2d(nn.Module):
     """Conv (no bias) -> BatchNorm (eps 1e-3) -> ReLU."""
 
@@ -246,14 +250,27 @@ def find_weights(path: str | os.PathLike | None = None) -> Path:
     raise FileNotFoundError(f"FID Inception weights not found (looked in: {looked}); {_WHERE}")
 
 
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 def load_fid_inception(
     weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"
 ) -> FIDInceptionV3:
     """The FID Inception with its pretrained weights (found as in :func:`find_weights`), in eval mode."""
     path = find_weights(weights)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    expected = f"expected {WEIGHTS_NAME} from pytorch-fid, a PyTorch file holding a dict of tensors"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # garbage bytes fail in many ways: UnpicklingError, IndexError, EOFError, ...
+        # Not torch's message: it suggests weights_only=False, which would run code from the file.
+        why = _first_line(e) if isinstance(e, OSError) else "not a PyTorch file of tensors, or truncated"
+        raise WeightsError(f"FID Inception weights {path} cannot be read ({why}); {expected}") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise WeightsError(f"FID Inception weights {path} do not hold a dict of tensors; {expected}")
     model = FIDInceptionV3()
     own = model.state_dict()
     # Files saved before BatchNorm counted batches lack num_batches_tracked; those buffers are unused.
@@ -263,9 +280,15 @@ def load_fid_inception(
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(
+        raise WeightsError(
             f"{path} is not the FID Inception weight file: missing keys {missing[:5]}, "
-            f"unexpected keys {unexpected[:5]}"
+            f"unexpected keys {unexpected[:5]}; {expected}"
+        )
+    wrong = [k for k, v in own.items() if state[k].shape != v.shape]
+    if wrong:
+        raise WeightsError(
+            f"{path} is not the FID Inception weight file: {wrong[0]} has shape "
+            f"{list(state[wrong[0]].shape)}, not {list(own[wrong[0]].shape)}; {expected}"
         )
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -80,10 +80,11 @@ class PeriodicFID:
 
     def __init__(self, cfg: Any, device: torch.device) -> None:
         from fastot.eval import fid
+        from fastot.eval.inception import WeightsError
 
         try:
             self.extractor = fid.inception_extractor(cfg.eval.inception_weights, device)
-        except FileNotFoundError as e:
+        except (FileNotFoundError, WeightsError) as e:
             raise ConfigError("eval.inception_weights", str(e).splitlines()[0]) from None
         self.device = device
         self.mu, self.sigma = fid.reference_statistics(cfg.eval.fid_ref, self.extractor, device=device)
