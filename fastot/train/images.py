@@ -27,11 +27,23 @@ def grid_array(images: Tensor, nrow: int | None = None, pad: int = 2) -> np.ndar
     return out
 
 
+# Saved grids are upsampled (nearest neighbour, whole pixels) until their shorter side reaches this,
+# so that 16x16 or 32x32 samples can be looked at without zooming.
+MIN_SAVED_SIDE = 512
+
+
+def upsample(grid: np.ndarray, min_side: int = MIN_SAVED_SIDE) -> np.ndarray:
+    """``grid`` [H, W, C] repeated k x k per pixel, the smallest k with min(H, W) * k >= ``min_side``."""
+    k = max(1, math.ceil(min_side / min(grid.shape[:2])))
+    return grid if k == 1 else grid.repeat(k, axis=0).repeat(k, axis=1)
+
+
 def save_grid(images: Tensor, path: Path, nrow: int | None = None) -> np.ndarray:
-    """Writes the grid of ``images`` as a PNG at ``path`` and returns it."""
+    """Writes the grid of ``images`` as a PNG at ``path`` (upsampled to ``MIN_SAVED_SIDE``) and
+    returns the grid at its own resolution."""
     from PIL import Image
 
     grid = grid_array(images, nrow)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
+    Image.fromarray(upsample(grid)).save(path)
     return grid
