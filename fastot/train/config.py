@@ -7,11 +7,14 @@ here and validated by the builder that consumes them, so every error names its d
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fastot.train.errors import ConfigError
@@ -31,6 +34,7 @@ OPEN_SECTIONS = (
 )
 
 BASE: dict[str, Any] = {
+    "preset": None,  # set by load_config to the preset the run came from (informational)
     "seed": 0,
     "device": "cpu",  # "auto": CUDA when available (one GPU per process under torchrun), else CPU
     "data": {"source": {"name": "gaussian", "dim": 2}, "target": {"name": "8gaussians"}},
@@ -50,7 +54,7 @@ BASE: dict[str, Any] = {
         "ckpt_every": 1000,
         "keep_checkpoints": 2,
         "progress": True,
-        "threads": None,
+        "threads": None,  # intra-op threads; None: 1 for vector data, the machine's for images
         "amp": "none",  # "bf16" (autocast) or "fp16" (autocast + GradScaler)
         "channels_last": False,
         "compile": False,  # torch.compile the networks
@@ -80,19 +84,61 @@ BASE: dict[str, Any] = {
 
 
 SMOKE_BATCH = 4
+SMOKE_ITERATIONS = 6  # S-JKO: 3 phases of 2 iterations; UOTM-SD: alpha runs its whole schedule
+SMOKE_SAMPLES = 500  # evaluation samples (metrics, snapshots)
 
 
 def smoke(cfg: DictConfig) -> DictConfig:
-    """The same run at a tiny batch with narrow networks (``--smoke``); everything else unchanged."""
+    """A quick check of a preset (``--smoke``): every part it uses, for a handful of iterations.
+
+    Tiny batch, narrow networks, ``SMOKE_ITERATIONS`` iterations (S-JKO: several short phases;
+    schedules such as UOTM-SD's alpha or KNOT's gamma ramp run within them), a checkpoint halfway
+    and at the end, periodic evaluation and sample grids within the run, and a small final
+    evaluation. The algorithm's other settings and the data are unchanged.
+    """
     from fastot.nn.registry import SMOKE
 
     cfg = cfg.copy()
-    cfg.train.batch_size = min(int(cfg.train.batch_size), SMOKE_BATCH)
+    train, ev, algo = cfg.train, cfg.eval, cfg.algorithm
+    n = SMOKE_ITERATIONS
+    train.batch_size = min(int(train.batch_size), SMOKE_BATCH)
     for kind in ("map", "potential"):
         spec = cfg.networks[kind]
         for key, value in SMOKE.get((kind, spec.name), {}).items():
             spec[key] = value
+    if "num_phases" in algo:  # S-JKO: phases of 2 iterations fill the smoke run
+        algo.num_phases = max(2, min(int(algo.num_phases), n // 2))
+        algo.init_iterations = min(int(algo.init_iterations), 2)
+        algo.phase_iterations = min(int(algo.phase_iterations), 2)
+    if train.iterations is not None or "num_phases" not in algo:
+        train.iterations = min(int(train.iterations or n), n)
+    for key in ("warmup", "gamma_iterations"):  # schedules start and ramp inside the run
+        if int(algo.get(key) or 0) > 0:
+            algo[key] = min(int(algo[key]), n // 2)
+    train.log_every = min(int(train.log_every), 2)
+    train.ckpt_every = min(int(train.ckpt_every), n // 2)
+    if train.sample_every:
+        train.sample_every = min(int(train.sample_every), n // 2)
+    ev.n_samples = min(int(ev.n_samples), SMOKE_SAMPLES)
+    ev.snapshot_samples = min(int(ev.snapshot_samples), SMOKE_SAMPLES)
+    ev.eval_n = min(int(ev.eval_n), SMOKE_SAMPLES)
+    if ev.every:
+        ev.every = min(int(ev.every), n // 2)
+    if ev.fid_every:
+        ev.fid_every = min(int(ev.fid_every), n)
+        ev.fid_n = min(int(ev.fid_n), 2 * SMOKE_BATCH)
     return cfg
+
+
+def intra_op_threads(cfg: DictConfig) -> int | None:
+    """The run's intra-op thread count: ``train.threads`` when set; else 1 for vector (toy) data,
+    whose small tensors gain nothing from more threads and stall when another process holds a
+    core; else None, the machine's default, for images."""
+    if cfg.train.threads:
+        return int(cfg.train.threads)
+    from fastot.data.registry import image_shape
+
+    return None if image_shape(to_container(cfg, "data.target")) is not None else 1
 
 
 def list_presets() -> list[str]:
@@ -143,6 +189,8 @@ def load_config(
             _set_strict(cfg)
     except OmegaConfBaseException as e:
         raise _merge_error(e) from None
+    if path is None:
+        cfg.preset = name
     validate(cfg, allow_missing)
     return cfg
 
@@ -169,31 +217,6 @@ def _merge_error(e: OmegaConfBaseException, where: str = "") -> ConfigError:
     return ConfigError(str(key), msg + where)
 
 
-def _accepted_keys(section: str, name: Any) -> set[str] | None:
-    """The keys the builder of an open section takes for ``name``; None for a name it does not know
-    (the builder reports that one, naming ``<section>.name``)."""
-    import dataclasses
-    import inspect
-
-    if not isinstance(name, str):
-        return None
-    if section == "algorithm":
-        from fastot.algorithms import ALGORITHMS
-
-        entry = ALGORITHMS.get(name)
-        return None if entry is None else {f.name for f in dataclasses.fields(entry[0]) if f.init}
-    if section.startswith("data."):
-        from fastot.data import SAMPLERS as registry
-    elif section == "networks.map":
-        from fastot.nn import MAPS as registry
-    elif section == "networks.potential":
-        from fastot.nn import POTENTIALS as registry
-    else:
-        from fastot.train.loop import OPTIMIZERS as registry
-    ctor = registry.get(name)
-    return None if ctor is None else set(inspect.signature(ctor).parameters) - {"params"}
-
-
 def _check_open_keys(cfg: DictConfig, layer: DictConfig, file: Path) -> None:
     """Unknown keys a YAML file puts in an open section are errors naming the key and the file
     (the builders would name the key only, and only once the run starts)."""
@@ -201,11 +224,12 @@ def _check_open_keys(cfg: DictConfig, layer: DictConfig, file: Path) -> None:
         if _select(layer, section) is None:
             continue
         spec = _select(cfg, section)
-        accepted = _accepted_keys(section, spec.get("name"))
+        name = spec.get("name")
+        accepted = _parameters(section, name) if isinstance(name, str) else None
         if accepted is None:
             continue  # an unknown name: the builder reports it, naming <section>.name
         for key in spec:
-            if key != "name" and key not in accepted:
+            if key != "name" and (key not in accepted or key == "params"):
                 raise ConfigError(f"{section}.{key}", f"unknown config key in {file}")
 
 
@@ -255,11 +279,154 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
         raise ConfigError("train.grad_clip", f"must be a positive number or null, got {clip!r}")
     if cfg.optim.schedule not in ("constant", "cosine"):
         raise ConfigError("optim.schedule", f"must be 'constant' or 'cosine', got {cfg.optim.schedule!r}")
-    if not 0 <= cfg.train.ema.decay < 1:
-        raise ConfigError("train.ema.decay", f"must be in [0, 1), got {cfg.train.ema.decay}")
+    _number(cfg, "train.ema.decay", low=0.0, high=1.0, high_open=True)
+    for key in ("seed", "eval.seed"):
+        _non_negative_int(cfg, key)
+    _positive_int(cfg, "train.threads", allow_none=True)
+    _number(cfg, "optim.eta_min", low=0.0)
+    for key in ("eval.mode_radius", "eval.ou_time"):
+        _number(cfg, key, low=0.0, low_open=True, allow_none=True)
+    for key in (
+        "train.ema.enabled",
+        "train.progress",
+        "train.channels_last",
+        "train.compile",
+        "train.tensorboard",
+        "eval.plots",
+    ):
+        if not isinstance(_select(cfg, key), bool):
+            raise ConfigError(key, f"must be true or false, got {_select(cfg, key)!r}")
+    if not isinstance(cfg.eval.metrics, (list, ListConfig)):
+        raise ConfigError("eval.metrics", f"must be a list such as [kl_knn, energy], got {cfg.eval.metrics}")
     for section in OPEN_SECTIONS:
         if "name" not in _select(cfg, section):
             raise ConfigError(f"{section}.name", "missing")
+    for kind in ("map", "potential"):
+        _check_optimizer(cfg, f"optim.{kind}")
+    for section in OPEN_SECTIONS:
+        _check_argument_types(cfg, section)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _non_negative_int(cfg: DictConfig, key: str) -> None:
+    value = _select(cfg, key)
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise ConfigError(key, f"must be a non-negative integer, got {value!r}")
+
+
+def _number(
+    cfg: DictConfig,
+    key: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+) -> None:
+    """A finite number in [low, high] (ends excluded when ``*_open``), or null with ``allow_none``."""
+    value = _select(cfg, key)
+    if value is None and allow_none:
+        return
+    ok = _is_number(value) and math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if not ok:
+        if low is not None and high is not None:
+            where = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f" {'>' if low_open else '>='} {low:g}"
+        else:
+            where = ""
+        null = " or null" if allow_none else ""
+        raise ConfigError(key, f"must be a number{where}{null}, got {value!r}")
+
+
+def _check_optimizer(cfg: DictConfig, key: str) -> None:
+    """Learning rate, betas and the other numeric settings torch.optim would reject (or crash on)."""
+    node = _select(cfg, key)
+    if "lr" in node:
+        _number(cfg, f"{key}.lr", low=0.0, low_open=True)
+    if "betas" in node:
+        betas = node.betas
+        ok = isinstance(betas, (list, ListConfig)) and len(betas) == 2
+        if not (ok and all(_is_number(b) and 0 <= b < 1 for b in betas)):
+            want = "must be two numbers in [0, 1) such as [0.5, 0.9]"
+            raise ConfigError(f"{key}.betas", f"{want}, got {betas}")
+    for name in ("eps",):
+        if name in node:
+            _number(cfg, f"{key}.{name}", low=0.0, low_open=True)
+    for name in ("weight_decay", "momentum", "alpha"):
+        if name in node:
+            _number(cfg, f"{key}.{name}", low=0.0)
+
+
+# Annotation names _check_argument_types understands; anything else (strings, lists, tensors) is
+# left to the constructor.
+_SCALARS = {"int": "an integer", "float": "a number", "bool": "true or false", "None": "null"}
+
+
+def _accepts(kinds: set[str], value: Any) -> bool:
+    return (
+        ("None" in kinds and value is None)
+        or ("bool" in kinds and isinstance(value, bool))
+        or ("int" in kinds and isinstance(value, int) and not isinstance(value, bool))
+        or ("float" in kinds and _is_number(value))
+    )
+
+
+def _kinds(annotation: Any, default: Any) -> set[str] | None:
+    """The scalar kinds a parameter takes, from its (string) annotation or else its default."""
+    if isinstance(annotation, str) and annotation:
+        kinds = {part.strip() for part in annotation.split("|")}
+        return kinds if kinds <= set(_SCALARS) and kinds - {"None"} else None
+    if isinstance(default, bool):
+        return {"bool"}
+    if _is_number(default):  # unannotated: an int default (weight_decay=0) takes any number
+        return {"float"}
+    return None
+
+
+def _parameters(section: str, name: str) -> dict[str, tuple[Any, Any]] | None:
+    """(annotation, default) of each argument the builder of ``section`` passes the named class."""
+    if section.startswith("data."):
+        from fastot.data import SAMPLERS as registry
+    elif section == "networks.map":
+        from fastot.nn import MAPS as registry
+    elif section == "networks.potential":
+        from fastot.nn import POTENTIALS as registry
+    elif section == "algorithm":
+        from fastot.algorithms import ALGORITHMS
+
+        if name not in ALGORITHMS:
+            return None
+        cls, defaults = ALGORITHMS[name]
+        return {f.name: (f.type, defaults.get(f.name, f.default)) for f in dataclasses.fields(cls) if f.init}
+    else:
+        from fastot.train.loop import OPTIMIZERS as registry
+    if name not in registry:
+        return None
+    params = inspect.signature(registry[name]).parameters.values()
+    return {p.name: (p.annotation, p.default) for p in params}
+
+
+def _check_argument_types(cfg: DictConfig, section: str) -> None:
+    """Numbers and booleans of a named section have the type its constructor takes, so that
+    ``seed=abc`` style mistakes name their key instead of failing inside the constructor."""
+    node = _select(cfg, section)
+    params = _parameters(section, node.get("name"))
+    if params is None:
+        return  # an unknown name: the builder reports it
+    for key in node:
+        if key == "name" or key not in params or OmegaConf.is_missing(node, key):
+            continue
+        kinds = _kinds(*params[key])
+        value = node[key]
+        if kinds is not None and not _accepts(kinds, value):
+            want = " or ".join(_SCALARS[k] for k in sorted(kinds, key=list(_SCALARS).index))
+            raise ConfigError(f"{section}.{key}", f"must be {want}, got {value!r}")
 
 
 def to_container(cfg: DictConfig, key: str) -> dict[str, Any]:

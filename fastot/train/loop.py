@@ -8,10 +8,16 @@ uninterrupted one bit for bit on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
+import subprocess
+import sys
 import time
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,7 @@ from fastot.data.registry import image_shape
 from fastot.nn import build_map, build_potential
 from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
-from fastot.train.config import load_config, to_container
+from fastot.train.config import intra_op_threads, load_config, to_container
 from fastot.train.ema import EMA
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import PeriodicFID, check_metrics, compute_metrics, generate
@@ -56,16 +62,24 @@ class Run:
 
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.cfg, self.run_dir = cfg, run_dir
-        if cfg.train.threads:
-            torch.set_num_threads(int(cfg.train.threads))
+        threads = intra_op_threads(cfg)
+        if threads:
+            torch.set_num_threads(threads)
         self.device = runtime.resolve_device(cfg.device)
+        self.backend = fused_backend(self.device)
         self.rank, self.world = runtime.init_distributed(self.device)
         torch.manual_seed(cfg.seed)  # network initialisation, the same on every rank
-        self.source = build_sampler(to_container(cfg, "data.source"), "data.source")
-        self.target = build_sampler(to_container(cfg, "data.target"), "data.target")
+        with _as_config_error("data.source"):
+            self.source = build_sampler(to_container(cfg, "data.source"), "data.source")
+        with _as_config_error("data.target"):
+            self.target = build_sampler(to_container(cfg, "data.target"), "data.target")
         implied = implied_network_args(self.target)
-        self.map = build_map(to_container(cfg, "networks.map"), **implied).to(self.device)
-        self.potential = build_potential(to_container(cfg, "networks.potential"), **implied).to(self.device)
+        with _as_config_error("networks.map"):
+            net_map = build_map(to_container(cfg, "networks.map"), **implied)
+        self.map = net_map.to(self.device)
+        with _as_config_error("networks.potential"):
+            potential = build_potential(to_container(cfg, "networks.potential"), **implied)
+        self.potential = potential.to(self.device)
         if cfg.train.channels_last:
             self.map.to(memory_format=torch.channels_last)
             self.potential.to(memory_format=torch.channels_last)
@@ -208,7 +222,8 @@ class Run:
             self.skipped += 1  # the GradScaler skips this step and lowers its scale
             return
         last = str(self.last_ckpt) if self.last_ckpt else None
-        raise DivergenceError(it, name, float(loss.detach()), last)
+        # Steps count from 1 as in the logs: iteration ``it`` completes step it + 1.
+        raise DivergenceError(it + 1, name, float(loss.detach()), last)
 
     def _update(self, loss: torch.Tensor, which: str, opt: torch.optim.Optimizer, net: nn.Module) -> None:
         opt.zero_grad(set_to_none=True)
@@ -238,6 +253,108 @@ class Run:
         if self.ema is not None:
             self.ema.update(self.map)
         return logs
+
+
+@contextlib.contextmanager
+def _as_config_error(key: str) -> Iterator[None]:
+    """A constructor's error on a bad value (TypeError, ValueError, or torch's RuntimeError such as a
+    negative width) becomes a one-line error naming ``key``."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as e:
+        lines = str(e).strip().splitlines()
+        raise ConfigError(key, lines[0] if lines else type(e).__name__) from None
+
+
+def fused_backend(device: torch.device) -> str:
+    """The backend the fused ops resolve to on ``device``: cpp, cuda, triton or eager."""
+    from fastot.ops._backend import resolve
+
+    try:
+        return resolve(device, None)
+    except (RuntimeError, ValueError) as e:  # FASTOT_BACKEND names a backend that cannot run here
+        raise ConfigError("FASTOT_BACKEND", str(e).removeprefix("fastot: ")) from None
+
+
+def source_version() -> dict[str, Any]:
+    """fastot's and torch's versions, and the git commit when fastot runs from a checkout."""
+    import fastot
+
+    out: dict[str, Any] = {"fastot_version": fastot.__version__, "torch_version": torch.__version__}
+    root = Path(fastot.__file__).resolve().parent.parent
+    sha = dirty = None
+    if (root / ".git").exists():
+        git = ["git", "-C", str(root)]
+        try:
+            head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+            if head.returncode == 0:
+                sha = head.stdout.strip()
+                changes = [*git, "status", "--porcelain", "--untracked-files=no"]
+                status = subprocess.run(changes, capture_output=True, text=True, timeout=10)
+                dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):  # no git executable, or it hung
+            pass
+    out.update(git_sha=sha, git_dirty=dirty)
+    return out
+
+
+def run_info(run: Run) -> dict[str, Any]:
+    """What runs where; printed when a run starts and recorded in summary.json."""
+    return {
+        "preset": run.cfg.preset,
+        "algorithm": run.cfg.algorithm.name,
+        "device": str(run.device),
+        "backend": run.backend,
+        "threads": torch.get_num_threads(),
+        **source_version(),
+    }
+
+
+def start_block(run: Run, resumed: bool) -> str:
+    """Preset, algorithm, device, fused-op backend, threads, length and directory of a starting run."""
+    cfg = run.cfg
+    if cfg.train.threads:
+        why = "train.threads"
+    elif intra_op_threads(cfg) == 1:
+        why = "the default for vector data; train.threads=N changes it"
+    else:
+        why = "this machine's default"
+    length = f"{run.total} (batch {cfg.train.batch_size}"
+    length += f"; resuming after step {run.step})" if resumed else ")"
+    rows = [
+        ("preset", cfg.preset or "(not recorded)"),
+        ("algorithm", cfg.algorithm.name),
+        ("device", f"{run.device} (fused ops: {run.backend} backend)"),
+        ("threads", f"{torch.get_num_threads()} intra-op ({why})"),
+        ("iterations", length),
+        ("run dir", str(run.run_dir.resolve())),
+    ]
+    return "\n".join(f"  {k:<12s}{v}" for k, v in rows)
+
+
+def _route_warnings(bar: Any) -> Callable[[], None]:
+    """While ``bar`` is drawn, warnings print on a line of their own above it (tqdm.write) instead
+    of being glued onto it. Returns the function that puts the previous handler back; until then
+    the handler holds the bar weakly and defers to the previous one once the bar is closed."""
+    previous = warnings.showwarning
+    ref = weakref.ref(bar)
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        live = ref()
+        if live is None or live.disable:
+            previous(message, category, filename, lineno, file, line)
+        else:
+            live.write(f"{category.__name__}: {message}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+    def restore() -> None:
+        if warnings.showwarning is show:
+            warnings.showwarning = previous
+
+    return restore
 
 
 def implied_network_args(target: Any) -> dict[str, Any]:
@@ -410,6 +527,8 @@ def _train(
             metrics_path.write_text("")
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)  # on resume: with any new overrides
     writer = Writer(run, metrics_path) if main else None
+    if main:
+        print(f"fastot.train: starting\n{start_block(run, loaded is not None)}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter() - run.elapsed
     window = run.window
@@ -420,6 +539,7 @@ def _train(
         dynamic_ncols=True,
         desc=f"{cfg.algorithm.name}",
     )
+    restore_warnings = _route_warnings(bar)
     stop.phase = "training"  # a signal now waits for the end of the iteration
     for it in range(run.step, run.total):
         logs = run.iteration(it)
@@ -458,6 +578,7 @@ def _train(
             bar.close()
             raise runtime.Interrupted(stop.signum or signal.SIGTERM)  # SIGTERM: another rank's
     bar.close()
+    restore_warnings()
     if run.last_ckpt is None or (main and ckpt.latest_checkpoint(run_dir) is None):
         run.save_checkpoint()
     stop.phase = "final evaluation"
@@ -536,12 +657,17 @@ def finish(run: Run, train_time: float, t0: float) -> dict[str, Any]:
         from fastot.train.images import save_grid
 
         save_grid(y[: cfg.train.sample_grid], run.run_dir / "samples.png")
-    if cfg.eval.plots and y.dim() == 2:
-        ref = run.target.sample(len(y), torch.Generator().manual_seed(cfg.eval.seed + 1))
-        from fastot.train.plots import plot_run
+    if cfg.eval.plots:
+        from fastot.train.plots import plot_losses, plot_run
 
-        plot_run(run.run_dir, x.numpy(), y.numpy(), ref.numpy())
+        title = f"{cfg.preset or cfg.algorithm.name}, step {run.step}"
+        if y.dim() == 2:
+            ref = run.target.sample(len(y), torch.Generator().manual_seed(cfg.eval.seed + 1))
+            plot_run(run.run_dir, x.numpy(), y.numpy(), ref.numpy(), title=title)
+        else:  # images: the samples are in samples.png; the losses get their plot
+            plot_losses(run.run_dir, title)
     summary = {
+        **run_info(run),
         "preset_algorithm": cfg.algorithm.name,
         "steps": run.step,
         "metrics": results,
