@@ -50,7 +50,7 @@ def run_python(args: list[str], env: dict[str, str | None] | None = None, timeou
     """Run ``python ARGS`` in a scratch directory; ``env`` entries set to None are unset.
 
     Never from the checkout: ``python -c`` puts the working directory first on sys.path, and the
-    source tree's ``fastot`` (no compiled extension) would shadow the installed package.
+    source tree's ``fastot`` would shadow the installed package under test.
     """
     import os
     import subprocess
