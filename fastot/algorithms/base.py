@@ -94,6 +94,8 @@ class UnifiedOT:
         regularizer: "none", "r1" (R1 on real data), "gp" (gradient penalty on interpolates) or
             "clip" (clip every potential weight to [-clip, clip] after each potential step).
         reg_weight: lambda of R1 (applied as lambda/2 * E||grad||^2) or of the gradient penalty.
+        reuse_potential_batch: draw one batch per iteration and reuse it for all ``k_v`` potential
+            steps, as the UOTM toy script does (the paper's setting draws a fresh batch per step).
         alpha_schedule: "constant" (alpha = alpha) or "linear" / "cosine" from alpha_min to alpha_max
             over the first ``schedule_fraction`` of the iterations (after ``warmup`` iterations), then held.
     """
@@ -115,6 +117,7 @@ class UnifiedOT:
     schedule_fraction: float = 0.75
     warmup: int = 0
     cost_in_potential: bool = True
+    reuse_potential_batch: bool = False
 
     def __post_init__(self) -> None:
         _check_nonneg("tau", self.tau)
@@ -134,6 +137,7 @@ class UnifiedOT:
         self.iteration = 0
         self.total_iterations = 1
         self.current_alpha = float(self.alpha)
+        self._potential_batch: tuple[Tensor, Tensor, Tensor] | None = None
 
     # ----------------------------------------------------------------- schedules / state
     def default_iterations(self) -> int | None:
@@ -143,6 +147,7 @@ class UnifiedOT:
     def begin_iteration(self, iteration: int, total: int, ctx: StepContext) -> None:
         self.iteration, self.total_iterations = iteration, max(int(total), 1)
         self.current_alpha = self._alpha_at(iteration)
+        self._potential_batch = None
 
     def _alpha_at(self, it: int) -> float:
         if self.alpha_schedule == "constant":
@@ -204,11 +209,20 @@ class UnifiedOT:
         return None
 
     # ----------------------------------------------------------------- the two losses
-    def potential_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+    def potential_batch(self, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor]:
+        """(x, T(x, z), y) for one potential step: fresh, or the iteration's first batch again."""
+        if self._potential_batch is not None:
+            return self._potential_batch
         x = ctx.source_batch()
         with torch.no_grad():  # the map is held fixed in the potential step
             y_fake = ctx.map(x, ctx.latent(x.shape[0]))
-        y = ctx.target_batch()
+        batch = (x, y_fake, ctx.target_batch())
+        if self.reuse_potential_batch:
+            self._potential_batch = batch
+        return batch
+
+    def potential_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+        x, y_fake, y = self.potential_batch(ctx)
         potential = ctx.potential
         if self.regularizer == "r1":
             y.requires_grad_(True)

@@ -1,0 +1,469 @@
+"""The papers' low-dimensional experiments, side by side with the paper and the exact optimum.
+
+    python -m fastot.reproduce --list
+    python -m fastot.reproduce outlier unified --seeds 0 1 2 --budget cpu --out runs/repro
+
+Every row of an experiment is a shipped preset plus overrides, run once per seed through
+``python -m fastot.train`` (one intra-op thread per run, ``--jobs`` runs at a time). ``--budget paper``
+runs the papers' schedules (the presets' own lengths unless a row says otherwise); ``--budget cpu``
+runs the shorter budgets below. For every row the table gives our mean +- std over seeds, the
+paper's value, and the same metric at the exact optimum of the objective being trained
+(``fastot.groundtruth``), plus our distance to that optimum. Finished runs are reused, so an
+interrupted sweep continues. Writes ``OUT/<budget>/<experiment>.md`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+BUDGETS = ("cpu", "paper")
+
+
+@dataclass
+class Row:
+    label: str
+    preset: str
+    overrides: list[str] = field(default_factory=list)
+    cpu: list[str] = field(default_factory=list)  # overrides for the CPU budget
+    paper: list[str] = field(default_factory=list)  # overrides for the paper budget (often none)
+    paper_value: str = "—"
+
+
+@dataclass
+class Experiment:
+    title: str
+    source: str  # the paper's table or figure
+    rows: list[Row]
+    extract: Callable[[Path], dict[str, float]]
+    ms_per_iteration: float  # measured on one thread of a 2-core CPU; for --list estimates
+    exact: bool = True  # compare with fastot.groundtruth
+
+
+def _iters(n: int) -> list[str]:
+    return [f"train.iterations={n}"]
+
+
+def _sjko(phases: int, init: int, per_phase: int) -> list[str]:
+    return [
+        f"algorithm.num_phases={phases}",
+        f"algorithm.init_iterations={init}",
+        f"algorithm.phase_iterations={per_phase}",
+    ]
+
+
+# ---------------------------------------------------------------- metrics read from a run
+def _summary(run_dir: Path) -> dict[str, float]:
+    return json.loads((run_dir / "summary.json").read_text())["metrics"]
+
+
+def _samples(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    s = np.load(run_dir / "samples.npz")
+    return s["x"], s["y"]
+
+
+def _table1(run_dir: Path) -> dict[str, float]:
+    return {"KL(T#μ‖ν)": _summary(run_dir)["kl_knn"]}
+
+
+def _outlier(run_dir: Path) -> dict[str, float]:
+    _, y = _samples(run_dir)
+    m = _summary(run_dir)
+    return {"P(T(x) < 0)": float((y < 0).mean()), "KL(T#μ‖ν)": m["kl_knn"], "monotonicity": m["monotonicity"]}
+
+
+def _grid(run_dir: Path) -> dict[str, float]:
+    m = _summary(run_dir)
+    keep = {
+        "modes_covered": "modes",
+        "hq_fraction": "hq fraction",
+        "energy": "energy to ν",
+        "kl_knn": "KL(T#μ‖ν)",
+    }
+    return {name: m[k] for k, name in keep.items() if k in m}
+
+
+def _weak(run_dir: Path) -> dict[str, float]:
+    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    energy = [r["energy"] for r in rows if "energy" in r][-5:]
+    return {"energy (last 5 evals)": float(np.mean(energy)), "fluctuation (std)": float(np.std(energy))}
+
+
+def _ou(run_dir: Path) -> dict[str, float]:
+    from omegaconf import OmegaConf
+
+    from fastot import metrics
+    from fastot.data.ou import ou_solution
+
+    target = OmegaConf.load(run_dir / "config.yaml").data.target
+    snaps = sorted((run_dir / "snapshots").glob("*.npz"))
+    out = {}
+    for t, idx in ((0.5, 4), (0.9, 8)):  # snapshot k closes JKO step k + 1: t = (k + 1) h
+        y = torch.from_numpy(np.load(snaps[idx])["y"])
+        mean, cov = ou_solution(int(target.dim), t, seed=int(target.seed))
+        out[f"log10 symKL t={t}"] = math.log10(metrics.gaussian_symmetric_kl(y, mean, cov))
+    return out
+
+
+# ---------------------------------------------------------------- the experiments
+TAU_NOTE = "paper τ on c = τ/2·|x−y|² is our τ/2 on c = τ·|x−y|²"
+TABLE1_PAPER = {("OTM", 0.1): "0.05", ("OTM", 0.02): "0.05", ("UOTM fixed source", 0.1): "0.02"}
+TABLE1_PAPER |= {("UOTM fixed source", 0.02): "0.004", ("UOTM", 0.1): "0.02", ("UOTM", 0.02): "0.005"}
+EXPERIMENTS: dict[str, Experiment] = {
+    "table1": Experiment(
+        "UOTM Table 1: KL(T#μ‖ν) on the 1-D mixture pair",
+        "UOTM paper, Table 1 (Sec. 5.2)",
+        [
+            Row(
+                f"{name} τ={tau}",
+                preset,
+                [f"algorithm.tau={tau / 2}"],
+                cpu=_iters(2000),
+                paper_value=TABLE1_PAPER[(name, tau)],
+            )
+            for name, preset in (
+                ("OTM", "otm-table1-1d"),
+                ("UOTM fixed source", "uotm-fixed-source-table1-1d"),
+                ("UOTM", "uotm-table1-1d"),
+            )
+            for tau in (0.1, 0.02)
+        ]
+        + [
+            Row(
+                "UOTM τ=0.1, reference setting",
+                "uotm-table1-1d",
+                ["algorithm.tau=0.05", "algorithm.reuse_potential_batch=true"]
+                + [f"optim.{net}.lr=1e-5" for net in ("map", "potential")],
+                cpu=_iters(2000),
+                paper_value="0.02",
+            )
+        ],
+        _table1,
+        ms_per_iteration=45.0,
+    ),
+    "outlier": Experiment(
+        "UOTM outlier robustness (1-D)",
+        "UOTM paper, Fig. 2 (Sec. 5.1)",
+        [
+            Row("OTM, std 0.5 (paper text)", "otm-outlier-1d", cpu=_iters(1500), paper=_iters(6250)),
+            Row("UOTM, std 0.5 (paper text)", "uotm-outlier-1d", cpu=_iters(1500), paper=_iters(6250)),
+            Row(
+                "OTM, std 0.1 (reference code)",
+                "otm-outlier-1d-reference",
+                cpu=_iters(1500),
+                paper=_iters(6250),
+            ),
+            Row(
+                "UOTM, std 0.1 (reference code)",
+                "uotm-outlier-1d-reference",
+                cpu=_iters(1500),
+                paper=_iters(6250),
+            ),
+        ],
+        _outlier,
+        ms_per_iteration=45.0,
+    ),
+    "unified": Experiment(
+        "Unified framework: N(0, I₂) → 8 Gaussians",
+        "Unified-framework paper, Fig. 1 (Sec. 3.2)",
+        [
+            Row(name, preset, ["eval.every=0"], cpu=_iters(2000))
+            for name, preset in (
+                ("WGAN", "unified-wgan-8g"),
+                ("WGAN-GP", "unified-wgan-gp-8g"),
+                ("OTM", "unified-otm-8g"),
+                ("UOTM w/o cost", "unified-uotm-nocost-8g"),
+                ("UOTM", "unified-uotm-8g"),
+                ("UOTM-SD", "uotm-sd-8g"),
+            )
+        ],
+        _grid,
+        ms_per_iteration=25.0,
+    ),
+    "grids": Experiment(
+        "S-JKO vs UOTM vs source-fixed UOTM: 25 Gaussians and two circles",
+        "S-JKO paper, Fig. 3 (Sec. 5.1)",
+        [
+            Row("S-JKO 25 Gaussians", "sjko-25gaussians", ["eval.every=0"], cpu=_sjko(10, 500, 500)),
+            Row("UOTM 25 Gaussians", "uotm-25gaussians", ["eval.every=0"], cpu=_iters(5000)),
+            Row(
+                "UOTM fixed source 25 Gaussians",
+                "uotm-fixed-source-25gaussians",
+                ["eval.every=0"],
+                cpu=_iters(5000),
+            ),
+            Row(
+                "S-JKO two circles",
+                "sjko-two-circles",
+                ["eval.every=0", "eval.metrics=[kl_knn,energy]"],
+                cpu=_sjko(10, 500, 500),
+            ),
+        ],
+        _grid,
+        ms_per_iteration=37.0,
+    ),
+    "weak": Experiment(
+        "NOT vs KNOT: two moons → Unif([−2, 2]²)",
+        "KNOT paper, Sec. 5 (fluctuation of NOT for γ > 0)",
+        [
+            Row(
+                f"{name.upper()} γ={gamma}",
+                f"{name}-moons-uniform",
+                [f"algorithm.gamma={gamma}", "eval.every=200"],
+                cpu=_iters(2000),
+            )
+            for name in ("not", "knot")
+            for gamma in (0.0, 0.5, 1.0)
+        ],
+        _weak,
+        ms_per_iteration=40.0,
+        exact=False,
+    ),
+    "ou": Experiment(
+        "S-JKO vs the Ornstein–Uhlenbeck closed form",
+        "S-JKO paper, Tables 6–7",
+        [
+            Row(
+                f"S-JKO OU d={d}",
+                "sjko-ou",
+                [f"data.source.dim={d}", f"data.target.dim={d}"],
+                cpu=_sjko(9, 400, 200),
+                paper_value=paper,
+            )
+            for d, paper in ((2, "−2.3 / −2.4"), (4, "−0.9 / −1.2"), (6, "−1.8 / −0.8"), (10, "−0.1 / −0.1"))
+        ],
+        _ou,
+        ms_per_iteration=20.0,
+        exact=False,
+    ),
+}
+
+
+# ---------------------------------------------------------------- running
+def _slug(label: str) -> str:
+    return "-".join("".join(c if c.isalnum() or c == "." else " " for c in label.lower()).split())
+
+
+def run_dir_of(out: Path, budget: str, row: Row, seed: int) -> Path:
+    return out / budget / f"{row.preset}--{_slug(row.label)}-s{seed}"
+
+
+def run_one(row: Row, seed: int, out: Path, budget: str) -> Path:
+    run_dir = run_dir_of(out, budget, row, seed)
+    if (run_dir / "summary.json").exists() or (run_dir / "diverged.txt").exists():
+        return run_dir
+    overrides = [*row.overrides, *(row.cpu if budget == "cpu" else row.paper)]
+    overrides += [f"seed={seed}", "train.threads=1", "train.progress=false", "eval.plots=false"]
+    cmd = [sys.executable, "-m", "fastot.train", "--preset", row.preset, "--out", str(run_dir), *overrides]
+    if run_dir.exists():  # an interrupted reproduction: start it again from nothing
+        shutil.rmtree(run_dir)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 and "diverged" in proc.stderr.lower():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "diverged.txt").write_text(proc.stderr)
+    elif proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
+    return run_dir
+
+
+# ---------------------------------------------------------------- the exact optimum
+def exact_metrics(name: str, run_dir: Path, cache: Path) -> tuple[dict[str, float], Any]:
+    """The experiment's metrics at the exact optimum of the run's objective, and the optimum itself."""
+    from omegaconf import OmegaConf
+
+    from fastot import groundtruth, metrics
+
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    key = cache / f"{run_dir.name.rsplit('-s', 1)[0]}.pt"
+    if key.exists():
+        toy = torch.load(key, weights_only=False)
+    else:
+        dim = int(cfg.data.source.get("dim", 1) or 1)
+        toy = groundtruth.toy_objective(cfg, n=1000 if dim == 1 else 1500)
+        key.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(toy, key)
+    y_opt = toy.pushforward().sample(10000, seed=1).float()
+    ref = toy.target.sample(10000, seed=2).float()
+    out: dict[str, float] = {
+        "KL(T#μ‖ν)": metrics.knn_kl(y_opt, ref),
+        "energy to ν": metrics.energy_distance(y_opt, ref),
+    }
+    if name == "outlier":
+        pf = toy.pushforward()
+        out["P(T(x) < 0)"] = float(pf.weights[pf.points[:, 0] < 0].sum())
+    return out, toy
+
+
+def distance_to_optimum(run_dir: Path, toy: Any) -> dict[str, float]:
+    from fastot import metrics
+
+    x, y = _samples(run_dir)
+    y_opt = toy.pushforward().sample(10000, seed=1).float()
+    out = {"energy to optimum": metrics.energy_distance(torch.from_numpy(y).float(), y_opt)}
+    if y.shape[1] == 1:  # the map itself is known in 1-D
+        gap = y[:, 0] - toy.map(torch.from_numpy(x[:, 0])).numpy()
+        out["map L2 gap"] = float(np.sqrt(np.mean(gap**2)))
+    return out
+
+
+# ---------------------------------------------------------------- tables and plots
+def _fmt(vals: list[float]) -> str:
+    if not vals:
+        return "—"
+    return f"{np.mean(vals):.3g} ± {np.std(vals):.2g}" if len(vals) > 1 else f"{vals[0]:.3g}"
+
+
+def table(name: str, results: dict[str, list[Path]], out: Path) -> tuple[str, dict[str, Any]]:
+    exp = EXPERIMENTS[name]
+    rows_by_label = {r.label: r for r in exp.rows}
+    lines: list[str] = []
+    optima: dict[str, Any] = {}
+    cells: dict[str, dict[str, list[float]]] = {}
+    exact_cells: dict[str, dict[str, float]] = {}
+    for label, dirs in results.items():
+        good = [d for d in dirs if not (d / "diverged.txt").exists()]
+        c: dict[str, list[float]] = {}
+        for d in good:
+            vals = exp.extract(d)
+            if exp.exact:
+                if label not in optima:
+                    exact_cells[label], optima[label] = exact_metrics(name, d, out / "groundtruth")
+                vals |= distance_to_optimum(d, optima[label])
+            for k, v in vals.items():
+                c.setdefault(k, []).append(v)
+        cells[label] = c
+    cols = list(dict.fromkeys(k for c in cells.values() for k in c))
+    head = ["run", "seeds", *cols, "paper"]
+    exact_cols = [k for k in cols if any(k in e for e in exact_cells.values())]
+    head += [f"optimum: {k}" for k in exact_cols]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + " --- |" * len(head))
+    for label, dirs in results.items():
+        n_div = sum((d / "diverged.txt").exists() for d in dirs)
+        seeds = f"{len(dirs) - n_div}/{len(dirs)}" + (f" ({n_div} diverged)" if n_div else "")
+        row = [label, seeds, *(_fmt(cells[label].get(k, [])) for k in cols), rows_by_label[label].paper_value]
+        row += [
+            f"{exact_cells[label][k]:.3g}" if k in exact_cells.get(label, {}) else "—" for k in exact_cols
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    notes = {label: toy.note for label, toy in optima.items()}
+    if notes:
+        lines.append("")
+        lines += [f"- optimum of {label}: {note}" for label, note in notes.items()]
+    return "\n".join(lines) + "\n", optima
+
+
+def plot(name: str, results: dict[str, list[Path]], optima: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [label for label, dirs in results.items() if (dirs[0] / "samples.npz").exists()]
+    if not labels:
+        return
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.2), squeeze=False)
+    for ax, label in zip(axes[0], labels, strict=True):
+        _, y = _samples(results[label][0])
+        toy = optima.get(label)
+        if y.shape[1] == 1:
+            bins = np.linspace(-3, 4, 141)
+            ax.hist(y[:, 0], bins=bins, density=True, alpha=0.6, label="ours")
+            if toy is not None:
+                pf = toy.pushforward()
+                ax.hist(
+                    pf.points[:, 0].numpy(),
+                    bins=bins,
+                    weights=pf.weights.numpy(),
+                    density=True,
+                    histtype="step",
+                    color="k",
+                    label="exact T#μ",
+                )
+            ax.set_yscale("log")
+            ax.set_xlabel("T(x)")
+            ax.set_ylabel("density (log)")
+        else:
+            if toy is not None:
+                opt = toy.pushforward().sample(2000, seed=1).numpy()
+                ax.scatter(opt[:, 0], opt[:, 1], s=1, c="k", alpha=0.3, label="exact T#μ")
+            ax.scatter(y[:2000, 0], y[:2000, 1], s=1, alpha=0.5, label="ours")
+            ax.set_xlabel("x₁")
+            ax.set_ylabel("x₂")
+        ax.set_title(label, fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"{EXPERIMENTS[name].title} (seed of the first run)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def estimate_minutes(exp: Experiment, budget: str) -> float:
+    from fastot.train.config import load_config
+
+    total = 0
+    for row in exp.rows:
+        cfg = load_config(
+            row.preset, [*row.overrides, *(row.cpu if budget == "cpu" else row.paper)], allow_missing=True
+        )
+        alg = cfg.algorithm
+        if cfg.train.iterations is not None:
+            total += int(cfg.train.iterations)
+        else:  # S-JKO: the phases set the length
+            total += int(alg.init_iterations) + (int(alg.num_phases) - 1) * int(alg.phase_iterations)
+    return total * exp.ms_per_iteration / 60000
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fastot.reproduce", description=__doc__.splitlines()[0])
+    p.add_argument("experiments", nargs="*", metavar="NAME", help=f"any of: {', '.join(EXPERIMENTS)}")
+    p.add_argument(
+        "--list", action="store_true", help="name every experiment, its source and expected CPU time"
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--budget", choices=BUDGETS, default="cpu")
+    p.add_argument("--out", type=Path, default=Path("runs/repro"))
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
+    args = p.parse_args(argv)
+    if args.list or not args.experiments:
+        print(
+            f"{'name':9} {'source':52} {'cpu budget':>12} {'paper budget':>14}  (minutes per seed, 1 thread)"
+        )
+        for name, exp in EXPERIMENTS.items():
+            cpu, paper = estimate_minutes(exp, "cpu"), estimate_minutes(exp, "paper")
+            print(f"{name:9} {exp.source:52} {cpu:12.0f} {paper:14.0f}")
+        return 0
+    unknown = [n for n in args.experiments if n not in EXPERIMENTS]
+    if unknown:
+        p.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    for name in args.experiments:
+        exp = EXPERIMENTS[name]
+        jobs = [(row, s) for row in exp.rows for s in args.seeds]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            dirs = list(pool.map(lambda rs: run_one(rs[0], rs[1], args.out, args.budget), jobs))
+        results: dict[str, list[Path]] = {}
+        for (row, _), d in zip(jobs, dirs, strict=True):
+            results.setdefault(row.label, []).append(d)
+        md, optima = table(name, results, args.out)
+        base = args.out / args.budget / name
+        header = f"## {exp.title}\n\n{exp.source}; budget `{args.budget}`, seeds {args.seeds}.\n\n"
+        base.with_suffix(".md").write_text(header + md)
+        plot(name, results, optima, base.with_suffix(".png"))
+        print(header + md, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
