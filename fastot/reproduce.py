@@ -436,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", choices=BUDGETS, default="cpu")
     p.add_argument("--out", type=Path, default=Path("runs/repro"))
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
+    p.add_argument("--only", nargs="+", metavar="LABEL", help="run only the rows whose label is one of these")
     args = p.parse_args(argv)
     if args.list or not args.experiments:
         print(
@@ -450,7 +451,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
     for name in args.experiments:
         exp = EXPERIMENTS[name]
-        jobs = [(row, s) for row in exp.rows for s in args.seeds]
+        rows = [r for r in exp.rows if not args.only or r.label in args.only]
+        if not rows:
+            p.error(f"--only matches no row of {name}: {[r.label for r in exp.rows]}")
+        jobs = [(row, s) for row in rows for s in args.seeds]
         with ThreadPoolExecutor(args.jobs) as pool:
             dirs = list(pool.map(lambda rs: run_one(rs[0], rs[1], args.out, args.budget), jobs))
         results: dict[str, list[Path]] = {}
