@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", metavar="NAME", help=f"preset name (default: {DEFAULT_PRESET}; see --list)")
-    p.add_argument("--out", type=Path, help="run directory (default: runs/<preset>-<time>)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="run directory (default: runs/<preset>-<time>)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR")
     p.add_argument(
         "--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)"
@@ -65,7 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="print the resolved config and the networks, then exit"
     )
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. train.iterations=500 (--dry-run prints every key)",
+    )
     return p
 
 

@@ -16,11 +16,13 @@ from PIL import Image
 
 import fastot
 from fastot.algorithms import build_algorithm
+from fastot.data.registry import image_shape
 from fastot.train import loop
 from fastot.train.__main__ import _description, estimate_cpu_seconds, list_presets_table, main
 from fastot.train.config import (
     DEFAULT_PRESET,
     PRESET_DIR,
+    SMOKE_IMAGE_SIZE,
     SMOKE_ITERATIONS,
     intra_op_threads,
     list_presets,
@@ -60,8 +62,15 @@ def test_smoke_is_a_handful_of_iterations_for_every_preset(preset):
     assert cfg.train.batch_size <= 4 and cfg.eval.n_samples <= 500
     assert cfg.train.ckpt_every < _smoke_length(preset)  # a checkpoint to resume from before the end
     assert cfg.algorithm.name == full.algorithm.name
+    algo = build_algorithm(to_container(cfg, "algorithm"))
+    assert 1 <= algo.k_v <= 2 and 1 <= algo.k_t <= 2
     if "num_phases" in cfg.algorithm:
         assert cfg.algorithm.num_phases >= 2
+    shapes = {side: image_shape(to_container(cfg, f"data.{side}")) for side in ("source", "target")}
+    assert all(s is None or s[1] <= SMOKE_IMAGE_SIZE for s in shapes.values())
+    before = {side: image_shape(to_container(full, f"data.{side}")) for side in ("source", "target")}
+    if before["source"] == before["target"]:  # images shrink on both sides together
+        assert shapes["source"] == shapes["target"]
 
 
 def test_smoke_run_is_short_checkpointed_and_resumable(tmp_path, capsys):
