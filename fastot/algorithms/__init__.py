@@ -12,7 +12,7 @@ from typing import Any
 from fastot.algorithms.base import PSI_KINDS, StepContext, UnifiedOT
 from fastot.algorithms.sjko import SJKO
 from fastot.algorithms.weak import WeakNOT
-from fastot.train.errors import ConfigError
+from fastot.errors import ConfigError
 
 _SP = "softplus"
 ALGORITHMS: dict[str, tuple[type[UnifiedOT], dict[str, Any]]] = {

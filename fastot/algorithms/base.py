@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from fastot.errors import ConfigError
 from fastot.ops import psi_star, quadratic_cost, r1_penalty, semi_dual_loss
-from fastot.train.errors import ConfigError
 
 # Kinds accepted by fastot.ops.psi_star / semi_dual_loss.
 PSI_KINDS = ("identity", "kl", "chi2", "softplus", "softplus_unscaled")

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from fastot.algorithms.base import StepContext, UnifiedOT, _check_choice, _check_nonneg
+from fastot.errors import ConfigError
 from fastot.ops import psi_star, quadratic_cost
-from fastot.train.errors import ConfigError
 
 
 def frozen_copy(net: nn.Module) -> nn.Module:

@@ -15,8 +15,8 @@ from typing import ClassVar
 from torch import Tensor
 
 from fastot.algorithms.base import StepContext, UnifiedOT, _check_choice, _check_nonneg
+from fastot.errors import ConfigError
 from fastot.ops import energy_kernel_cost, weak_quadratic_cost
-from fastot.train.errors import ConfigError
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from fastot.train.errors import ConfigError
+from fastot.errors import ConfigError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 

@@ -1,20 +1,5 @@
-"""Errors the command-line entry points turn into one-line messages."""
+"""Compatibility name: the errors live in :mod:`fastot.errors`, below every layer that raises them."""
 
-from __future__ import annotations
+from fastot.errors import ConfigError, DivergenceError
 
-
-class ConfigError(ValueError):
-    """A bad configuration value; ``key`` is the dotted config key at fault."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-
-
-class DivergenceError(RuntimeError):
-    """A loss became NaN or Inf; the last good checkpoint is left in place."""
-
-    def __init__(self, step: int, name: str, value: float, checkpoint: str | None) -> None:
-        where = f"; last good checkpoint: {checkpoint}" if checkpoint else "; no checkpoint was written yet"
-        super().__init__(f"training diverged at step {step} ({name} = {value}){where}")
-        self.step = step
+__all__ = ["ConfigError", "DivergenceError"]
