@@ -191,7 +191,20 @@ class UnifiedOT:
         t = cost - v_fake
         return t.mean() if self.psi_map == "identity" else psi_star(t, self.psi_map).mean()
 
+    # ----------------------------------------------------------------- regularizers
+    def real_scores(self, ctx: StepContext, y: Tensor) -> Tensor:
+        """v(y) for the potential loss, as :meth:`regularization` needs them.
+
+        R1 differentiates these very scores with respect to y (no second forward pass), so under
+        R1 y requires grad and the scores come from the twice-differentiable potential.
+        """
+        if self.regularizer != "r1":
+            return ctx.potential(self.perturb_real(y, ctx))
+        y.requires_grad_(True)
+        return ctx.twice_differentiable_potential()(self.perturb_real(y, ctx))
+
     def regularization(self, ctx: StepContext, y: Tensor, v_real: Tensor, y_fake: Tensor) -> Tensor | None:
+        """The regulariser R; ``v_real`` are :meth:`real_scores` of ``y``."""
         if self.regularizer == "r1" and self.reg_weight > 0:
             # Under fp16 the half-precision backward of an unscaled sum underflows: scale it like
             # the loss, then divide back in float32 before squaring.
@@ -223,11 +236,7 @@ class UnifiedOT:
 
     def potential_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
         x, y_fake, y = self.potential_batch(ctx)
-        potential = ctx.potential
-        if self.regularizer == "r1":
-            y.requires_grad_(True)
-            potential = ctx.twice_differentiable_potential()
-        v_real = potential(self.perturb_real(y, ctx))
+        v_real = self.real_scores(ctx, y)
         v_fake = ctx.potential(y_fake)
         if self.cost_in_potential:
             with torch.no_grad():
