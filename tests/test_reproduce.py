@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from fastot import reproduce
@@ -67,3 +69,19 @@ def test_outlier_table_sets_ours_beside_the_paper_and_the_exact_optimum(tmp_path
     assert 0.04 < float(cells["optimum: P(T(x) < 0)"]) < 0.06
     assert cells["map L2 gap"] != "—" and cells["energy to optimum"] != "—"
     assert "semi-dual optimum (kl/kl" in md
+
+
+def test_ou_noise_floor_is_what_exact_samples_score(tmp_path):
+    # Exact samples of rho_t in the shape of an S-JKO run: the floor is their expected symKL, about
+    # (d + d(d + 1) / 2) / N for a Gaussian fit of N samples in d dimensions.
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    d, n = 4, 2000
+    (tmp_path / "snapshots").mkdir()
+    OmegaConf.save(OmegaConf.create({"data": {"target": {"dim": d, "seed": 0}}}), tmp_path / "config.yaml")
+    np.savez(tmp_path / "snapshots" / "phase_000.npz", y=np.zeros((n, d)))
+    floor = reproduce._ou_floor(tmp_path, reps=50)
+    expected = math.log10((d + d * (d + 1) / 2) / n)
+    for v in floor.values():
+        assert abs(v - expected) < 0.1, (v, expected)
