@@ -159,7 +159,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 f"{name} τ={tau}",
                 preset,
                 [f"algorithm.tau={tau / 2}"],
-                cpu=_iters(2000),
+                cpu=_iters(1000),
                 paper_value=TABLE1_PAPER[(name, tau)],
             )
             for name, preset in (
@@ -175,7 +175,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 "uotm-table1-1d",
                 ["algorithm.tau=0.05", "algorithm.reuse_potential_batch=true"]
                 + [f"optim.{net}.lr=1e-5" for net in ("map", "potential")],
-                cpu=_iters(2000),
+                cpu=_iters(1000),
                 paper_value="0.02",
             )
         ],
