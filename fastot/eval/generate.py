@@ -23,12 +23,11 @@ def load_run(run_dir: str | Path, device: str | None = None):
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise ConfigError("run", f"{cfg_path} not found")
-    path = ckpt.latest_checkpoint(run_dir)
-    if path is None:
-        raise ConfigError("run", f"no checkpoint in {run_dir / 'checkpoints'}")
+    # The newest readable checkpoint: an unreadable one is named in a warning and skipped.
+    loaded = ckpt.load_latest(run_dir, "run")
     overrides = [] if device is None else [f"device={device}"]
     run = Run(load_config(None, overrides, path=cfg_path), run_dir)
-    run.load_state_dict(ckpt.load(path))
+    run.load_state_dict(loaded.state)
     return run
 
 
