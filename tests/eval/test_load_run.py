@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from fastot.errors import ConfigError
 from fastot.eval.generate import load_run
 from fastot.train import checkpoint as ckpt
 from fastot.train.config import load_config
-from fastot.errors import ConfigError
 from fastot.train.loop import train
 
 FAST = ["train.progress=false", "train.threads=1", "eval.plots=false", "eval.n_samples=200"]
