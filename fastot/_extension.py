@@ -12,7 +12,8 @@ extension and its build record there, and the top-level ``kernels/`` (installed 
 ``fastot.kernels``) is loaded under that name.
 
 ``STATUS`` records what loaded, from where, why anything did not, and the one command
-that fixes it (``python -m fastot.info`` prints it).
+that fixes it (``python -m fastot.info`` prints it). Importing this module loads the compiled
+extensions; the Triton kernels load with :func:`load_triton`, after the ops they serve.
 """
 
 from __future__ import annotations
@@ -186,7 +187,14 @@ def _import_kernels() -> ModuleType:
     return module
 
 
-def _load_triton() -> None:
+def load_triton() -> None:
+    """Import the Triton kernels (once), recording whether they loaded and why not.
+
+    Called by ``fastot/__init__.py`` once the ops are defined: the kernels read the op
+    modules (the Psi* kinds), which must not be half-initialised when they do.
+    """
+    if STATUS.state == DISABLED or STATUS.triton or "triton" in STATUS.why:
+        return
     try:
         module = _import_kernels()
     except ImportError as e:
@@ -207,4 +215,3 @@ if os.environ.get("FASTOT_DISABLE_EXTENSIONS", "0") == "1":
     )
 else:
     _load_compiled()
-    _load_triton()

@@ -12,7 +12,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from fastot.ops._reference import PSI_KINDS
+from fastot.ops.psi_star import PSI_KINDS
 
 from . import _utils
 from ._utils import scalar_like, to_acc

@@ -8,9 +8,17 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
+from fastot_testing import BACKENDS, Backend
 
 
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(params=list(BACKENDS.values()))
+def backend(request) -> Backend:
+    """Every backend an op runs on: eager, cpp, Triton interpreted, CUDA and Triton compiled."""
+    request.param.require()
+    return request.param

@@ -1,7 +1,11 @@
-"""Shared test helpers: tolerances, input factories, the fused CPU backend under test."""
+"""Shared test helpers: tolerances, input factories, the backends every op test runs on."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
+import pytest
 import torch
 
 from fastot._extension import STATUS
@@ -15,6 +19,21 @@ TOL = {
     torch.float16: (2e-3, 2e-3),
 }
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
+
+# Every fastot:: op, the backward ops included: the C++ and CUDA kernels register each, and
+# the Triton family has each with the suffix _triton.
+OP_NAMES = [
+    "quadratic_cost",
+    "_quadratic_cost_backward",
+    "psi_star",
+    "semi_dual_loss",
+    "r1_penalty",
+    "_r1_penalty_backward",
+    "weak_quadratic_cost",
+    "_weak_quadratic_cost_backward",
+    "energy_kernel_cost",
+    "_energy_kernel_cost_backward",
+]
 
 # The fused CPU backend; tests that need it fail (not skip) when it was not built, because
 # an installed fastot without its C++ kernels is a broken build.
@@ -42,8 +61,101 @@ def make(shape, dtype, contiguous: bool = True, requires_grad: bool = False, sca
     return t.requires_grad_(requires_grad)
 
 
+def shifted(shape, device: str) -> torch.Tensor:
+    """A contiguous float32 tensor that starts one element into its buffer (not 16-byte aligned)."""
+    n = 1
+    for s in shape:
+        n *= s
+    return torch.randn(n + 1, dtype=torch.float32, device=device)[1:].view(shape)
+
+
 def fused_available() -> bool:
     return STATUS.cpp
+
+
+def check(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype, floor: float = 0.0) -> None:
+    """``actual`` (any device) has ``expected``'s shape, the dtype under test, and its values to
+    ``TOL[dtype]``, the absolute part scaled by ``expected``'s largest magnitude (at least ``floor``)."""
+    assert actual.shape == expected.shape and actual.dtype == dtype
+    top = expected.abs().max().item() if expected.numel() else 0.0
+    assert_close(actual.cpu(), expected.cpu(), dtype, scale=max(floor, top))
+
+
+# --- the backends ---------------------------------------------------------------------------
+
+INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+HAS_GPU = torch.cuda.is_available()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A backend under test: the ``backend=`` argument and the device of its tensors."""
+
+    name: str
+    device: str
+
+    @property
+    def fused(self) -> bool:
+        return self.name != "eager"
+
+    def op(self, name: str):
+        """This backend's compiled op ``fastot::<name>`` (the Triton ones end in ``_triton``)."""
+        assert self.fused, "the eager backend has no compiled ops"
+        return getattr(torch.ops.fastot, name + ("_triton" if self.name == "triton" else ""))
+
+    def to(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` on this backend's device with the same strides (``.to`` would make a view contiguous)."""
+        if self.device == "cpu":
+            return t
+        return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=self.device).copy_(t)
+
+    def leaf(self, shape, dtype, contiguous: bool = True, scale: float = 1.0) -> torch.Tensor:
+        """A random leaf requiring grad; a non-contiguous one is a strided view (see :func:`make`)."""
+        return self.to(make(shape, dtype, contiguous, scale=scale)).requires_grad_()
+
+    def require(self) -> None:
+        """Skip when this machine cannot run the backend; fail when a build that should can't."""
+        if self.name == "cpp" and not STATUS.cpp:
+            # An installed fastot without its C++ kernels is a broken build, not a skip.
+            pytest.fail(f"the C++ kernels did not load: {STATUS.why.get('cpp')}")
+        if self.name == "cuda" and not STATUS.cuda:
+            if STATUS.build.get("WITH_CUDA"):
+                why = STATUS.why.get("cuda")
+                pytest.fail(f"fastot was built with CUDA kernels but they did not load: {why}")
+            pytest.skip("fastot was built without its CUDA kernels")
+        if self.name == "triton" and not STATUS.triton:
+            pytest.skip(STATUS.why.get("triton", "Triton is unavailable"))
+
+
+def skip_gpu_sized(backend: Backend, elements: int) -> None:
+    """A batch of CelebA-HQ-sized rows is a GPU case: minutes under the Triton interpreter, and
+    the CPU backends cover long rows with one image."""
+    if backend.device == "cpu" and elements > 10**6:
+        pytest.skip("a batch of CelebA-HQ-sized rows: GPU backends only")
+
+
+_NO_GPU = pytest.mark.skipif(not HAS_GPU, reason="no CUDA device")
+_NO_INTERPRETER = pytest.mark.skipif(not INTERPRET, reason="CPU tensors need TRITON_INTERPRET=1")
+BACKENDS = {
+    "eager": pytest.param(Backend("eager", "cpu"), id="eager"),
+    "cpp": pytest.param(Backend("cpp", "cpu"), id="cpp"),
+    "triton-interpreted": pytest.param(
+        Backend("triton", "cpu"), id="triton-interpreted", marks=[pytest.mark.triton, _NO_INTERPRETER]
+    ),
+    "cuda": pytest.param(Backend("cuda", "cuda"), id="cuda", marks=[pytest.mark.cuda, _NO_GPU]),
+    "triton-compiled": pytest.param(
+        Backend("triton", "cuda"), id="triton-compiled", marks=[pytest.mark.triton, pytest.mark.cuda, _NO_GPU]
+    ),
+}
+FUSED = ("cpp", "triton-interpreted", "cuda", "triton-compiled")
+GPU = ("cuda", "triton-compiled")
+TRITON = ("triton-interpreted", "triton-compiled")
+
+
+def backends(*names: str) -> list:
+    """The ``backend`` fixture's parameters for a subset, by id: ``@pytest.mark.parametrize(
+    "backend", backends("cpp", "cuda"), indirect=True)``. Without the mark a test runs on all."""
+    return [BACKENDS[n] for n in names]
 
 
 def run_python(args: list[str], env: dict[str, str | None] | None = None, timeout: float = 300):

@@ -62,3 +62,19 @@ def test_torch_version_mismatch_warns_once_and_uses_eager():
     )
     assert res.returncode == 0, res.stderr
     assert "[3.0, 3.0] ['eager'" in res.stdout
+
+
+def test_import_without_triton_falls_back():
+    # A missing Triton must leave fastot importable with STATUS.triton False and a reason.
+    code = """
+        import sys
+        sys.modules["triton"] = None
+        import torch, fastot
+        from fastot._extension import STATUS
+        assert not STATUS.triton, STATUS
+        assert "Triton kernels unavailable" in STATUS.why["triton"], STATUS.why
+        print("ok", fastot.quadratic_cost(torch.ones(2, 3), torch.zeros(2, 3)).tolist())
+    """
+    res = _run(code, TRITON_INTERPRET="1")
+    assert res.returncode == 0, res.stderr
+    assert "ok [3.0, 3.0]" in res.stdout

@@ -1,80 +1,140 @@
+"""quadratic_cost on every backend against its float64 reference."""
+
+import math
+
 import pytest
 import torch
-from fastot_testing import CPU_FUSED, DTYPES, assert_close, make
+from fastot_testing import CPU_FUSED, DTYPES, assert_close, backends, check, make, shifted, skip_gpu_sized
 
 import fastot
-from fastot.ops import _reference
+from fastot.ops.quadratic_cost import reference
 
-SHAPES = [(1, 1), (5, 1), (1, 7), (4, 3, 5, 7), (3, 1000), (2, 3, 33, 17)]
+# Feature dims of any rank; odd d, d = 1 and B = 1; 12288 = 3 * 64 * 64 is long enough to be
+# split across Triton programs when B is small, and 16 images of 3 x 256 x 256 across CUDA blocks.
+SHAPES = [
+    (1, 1),
+    (5, 1),
+    (1, 7),
+    (3, 7),
+    (2, 33),
+    (5, 33),
+    (4, 3, 5, 7),
+    (2, 3, 33, 17),
+    (3, 1000),
+    (4, 1001),
+    (3, 4096),
+    (1, 3 * 64 * 64),
+    (16, 3 * 256 * 256),
+]
 
 
 def _expected(x, y, scale):
-    return _reference.quadratic_cost(x.double().flatten(1), y.double().flatten(1), scale)
+    return reference(x.double().flatten(1), y.double().flatten(1), scale)
+
+
+def _double(*ts):
+    return [t.detach().cpu().double().requires_grad_() for t in ts]
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("contiguous", [True, False])
-def test_forward_backward_match_reference(shape, dtype, contiguous):
-    x = make(shape, dtype, contiguous, requires_grad=True)
-    y = make(shape, dtype, contiguous, requires_grad=True)
-    scale = 0.37
-    out = fastot.quadratic_cost(x, y, scale, backend=CPU_FUSED)
-    assert out.shape == (shape[0],) and out.dtype == dtype
-    xd, yd = x.detach().double().requires_grad_(), y.detach().double().requires_grad_()
-    exp = _reference.quadratic_cost(xd.flatten(1), yd.flatten(1), scale)
-    assert_close(out, exp, dtype, scale=exp.abs().max().item())
+def test_forward_backward_match_reference(backend, shape, dtype, contiguous):
+    d = math.prod(shape[1:])
+    if dtype == torch.float16 and 0.37 * 2 * d > torch.finfo(dtype).max:
+        pytest.skip("a cost of this many features overflows float16")
+    skip_gpu_sized(backend, shape[0] * d)
+    x, y = backend.leaf(shape, dtype, contiguous), backend.leaf(shape, dtype, contiguous)
+    out = fastot.quadratic_cost(x, y, 0.37, backend=backend.name)
+    xd, yd = _double(x, y)
+    exp = reference(xd.flatten(1), yd.flatten(1), 0.37)
+    check(out, exp, dtype)
     g = torch.randn(shape[0], dtype=torch.float64)
-    gx, gy = torch.autograd.grad(out, (x, y), g.to(dtype))
+    gx, gy = torch.autograd.grad(out, (x, y), backend.to(g.to(dtype)))
     ex, ey = torch.autograd.grad(exp, (xd, yd), g)
-    assert gx.shape == x.shape and gy.shape == y.shape
-    assert_close(gx, ex, dtype, scale=ex.abs().max().item())
-    assert_close(gy, ey, dtype, scale=ey.abs().max().item())
+    check(gx, ex, dtype)
+    check(gy, ey, dtype)
 
 
-def test_large_row_float32_accuracy():
-    # One CelebA-HQ-sized row: the fused kernel sums in tiles added in double.
-    x, y = make((2, 3, 256, 256), torch.float32), make((2, 3, 256, 256), torch.float32)
-    out = fastot.quadratic_cost(x, y, 1e-5, backend=CPU_FUSED)
-    torch.testing.assert_close(out.double(), _expected(x, y, 1e-5), rtol=1e-6, atol=0)
+@pytest.mark.parametrize("shape", [(3, 4, 5), (3, 3, 4, 5)])
+def test_one_gradient_requested(backend, shape):
+    # Only d/dy of strided views: the backward op runs with x and y swapped.
+    x, y = backend.leaf(shape, torch.float32, False), backend.leaf(shape, torch.float32, False)
+    out = fastot.quadratic_cost(x, y, 0.3, backend=backend.name)
+    xd, yd = _double(x, y)
+    exp = reference(xd.flatten(1), yd.flatten(1), 0.3)
+    check(out, exp, torch.float32)
+    g = torch.randn(3, dtype=torch.float64)
+    (gy,) = torch.autograd.grad(out, (y,), backend.to(g.float()))
+    (ey,) = torch.autograd.grad(exp, (yd,), g)
+    check(gy, ey, torch.float32)
 
 
-def test_gradient_for_one_input_only():
+def test_gradient_for_one_input_only(backend):
     # The map loss needs d cost / d T(x) only: the other gradient must not be computed wrongly.
-    x = make((3, 8), torch.float64)
-    y = make((3, 8), torch.float64, requires_grad=True)
-    (gy,) = torch.autograd.grad(fastot.quadratic_cost(x, y, 0.5, backend=CPU_FUSED).sum(), y)
+    x = backend.to(make((3, 8), torch.float64))
+    y = backend.to(make((3, 8), torch.float64)).requires_grad_()
+    (gy,) = torch.autograd.grad(fastot.quadratic_cost(x, y, 0.5, backend=backend.name).sum(), y)
     torch.testing.assert_close(gy, (y - x).detach())
 
 
-def test_no_cancellation_for_large_norms():
+@pytest.mark.parametrize("backend", backends(CPU_FUSED), indirect=True)
+def test_large_row_float32_accuracy(backend):
+    # One CelebA-HQ-sized row: the fused kernel sums in tiles added in double.
+    x, y = make((2, 3, 256, 256), torch.float32), make((2, 3, 256, 256), torch.float32)
+    out = fastot.quadratic_cost(x, y, 1e-5, backend=backend.name)
+    torch.testing.assert_close(out.double(), _expected(x, y, 1e-5), rtol=1e-6, atol=0)
+
+
+def test_no_cancellation_for_large_norms(backend):
     x = torch.full((2, 64), 1e4, dtype=torch.float32)
     y = x + 1e-2
-    out = fastot.quadratic_cost(x, y, backend=CPU_FUSED)
-    torch.testing.assert_close(out.double(), _expected(x, y, 1.0), rtol=1e-3, atol=0)
+    out = fastot.quadratic_cost(backend.to(x), backend.to(y), backend=backend.name)
+    torch.testing.assert_close(out.cpu().double(), _expected(x, y, 1.0), rtol=1e-3, atol=0)
 
 
-def test_gradcheck_and_gradgradcheck():
-    x = make((3, 2, 3), torch.float64, requires_grad=True)
-    y = make((3, 2, 3), torch.float64, requires_grad=True)
+def test_gradcheck_and_gradgradcheck(backend):
+    x = backend.to(make((3, 2, 3), torch.float64)).requires_grad_()
+    y = backend.to(make((3, 2, 3), torch.float64)).requires_grad_()
 
     def f(a, b):
-        return fastot.quadratic_cost(a, b, 0.7, backend=CPU_FUSED)
+        return fastot.quadratic_cost(a, b, 0.7, backend=backend.name)
 
     assert torch.autograd.gradcheck(f, (x, y))
     assert torch.autograd.gradgradcheck(f, (x, y))
 
 
-def test_empty_batch_returns_empty():
-    x = torch.empty(0, 3, 4)
-    out = fastot.quadratic_cost(x, x, backend=CPU_FUSED)
+def test_empty_batch(backend):
+    x, y = backend.leaf((0, 3, 4), torch.float32), backend.leaf((0, 3, 4), torch.float32)
+    out = fastot.quadratic_cost(x, y, 1.0, backend=backend.name)
     assert out.shape == (0,)
+    grads = torch.autograd.grad(out, (x, y), torch.empty(0, device=backend.device))
+    assert [g.shape for g in grads] == [x.shape, y.shape]
 
 
-def test_nan_and_inf_propagate():
+def test_nan_and_inf_propagate(backend):
     x = make((3, 5), torch.float32)
     y = x.clone()
     x[1, 2] = float("nan")
     x[2, 0] = float("inf")
-    out = fastot.quadratic_cost(x, y, backend=CPU_FUSED)
+    out = fastot.quadratic_cost(backend.to(x), backend.to(y), backend=backend.name)
     assert out[0] == 0 and out[1].isnan() and out[2].isinf()
+
+
+@pytest.mark.parametrize("backend", backends("cuda"), indirect=True)
+def test_misaligned_rows(backend):
+    # Contiguous rows starting one element into a buffer: the CUDA kernels take their scalar path.
+    ops = torch.ops.fastot
+    x, y = shifted((4, 1024), backend.device), shifted((4, 1024), backend.device)
+    assert x.is_contiguous() and x.data_ptr() % 16 != 0
+    xd, yd = x.double(), y.double()
+    g = torch.randn(4, dtype=torch.float32, device=backend.device)
+    assert_close(ops.quadratic_cost(x, y, 0.5), reference(xd, yd, 0.5), torch.float32, 1e3)
+    assert_close(ops._quadratic_cost_backward(g, x, y, 0.5), (g[:, None] * (xd - yd)), torch.float32)
+
+
+@pytest.mark.parametrize("backend", backends("cuda"), indirect=True)
+def test_auto_backend_prefers_cuda(backend):
+    assert "cuda" in fastot.available("cuda")
+    x, y = backend.leaf((3, 8), torch.float32), backend.leaf((3, 8), torch.float32)
+    torch.testing.assert_close(fastot.quadratic_cost(x, y), fastot.quadratic_cost(x, y, backend="cuda"))

@@ -21,9 +21,8 @@ from torch import Tensor, nn
 
 from fastot.errors import ConfigError
 from fastot.ops import psi_star, quadratic_cost, r1_penalty, semi_dual_loss
+from fastot.ops.psi_star import PSI_KINDS
 
-# Kinds accepted by fastot.ops.psi_star / semi_dual_loss.
-PSI_KINDS = ("identity", "kl", "chi2", "softplus", "softplus_unscaled")
 REGULARIZERS = ("none", "r1", "gp", "clip")
 ALPHA_SCHEDULES = ("constant", "linear", "cosine")
 

@@ -1,16 +1,16 @@
 """Input validation shared by every op and every backend.
 
 Errors name the argument and the shapes, and are raised before any backend is
-chosen, so every backend rejects bad input identically.
+chosen, so every backend rejects bad input identically. The helpers at the end give
+inputs the shapes and accumulation dtype the references and kernels take.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor
-
-from fastot.ops._reference import PSI_KINDS
 
 
 def tensor(op: str, name: str, t: object, *, batched: bool = True) -> Tensor:
@@ -51,10 +51,29 @@ def number(op: str, name: str, value: object, *, positive: bool = False, nonneg:
     return value
 
 
-def kind(op: str, name: str, value: object) -> str:
-    if value not in PSI_KINDS:
-        raise ValueError(f"{op}: {name} must be one of {', '.join(PSI_KINDS)}; got {value!r}")
-    return value  # type: ignore[return-value]
+def nonempty(op: str, name: str, t: Tensor) -> None:
+    if t.shape[0] == 0:
+        raise ValueError(f"{op}: {name} is an empty batch; a mean over no samples is undefined")
+
+
+def weak_inputs(
+    op: str, x: Tensor, y: Tensor, gamma: float, scale: float
+) -> tuple[Tensor, Tensor, float, float]:
+    """The weak costs' ``x [B, ...]``, ``y [B, Z, ...]``, flattened to ``[B, d]``, ``[B, Z, d]``."""
+    tensor(op, "x", x)
+    tensor(op, "y", y)
+    same_device_dtype(op, x=x, y=y)
+    if y.dim() < 2 or y.shape[0] != x.shape[0] or y.shape[2:] != x.shape[1:]:
+        raise ValueError(
+            f"{op}: y must have shape [B, Z, ...] with x's batch and feature dims; "
+            f"got x {list(x.shape)} and y {list(y.shape)}"
+        )
+    if y.shape[1] < 2:
+        raise ValueError(f"{op}: y must hold Z >= 2 samples per x (dim 1), got Z = {y.shape[1]}")
+    # A negative weakness would reward the map for spreading its samples: not a weak cost.
+    gamma = number(op, "gamma", gamma, nonneg=True)
+    scale = number(op, "scale", scale, nonneg=True)
+    return rows(x), samples(y), gamma, scale
 
 
 def rows(t: Tensor) -> Tensor:
@@ -76,6 +95,6 @@ def vector(op: str, name: str, t: Tensor) -> Tensor:
     raise ValueError(f"{op}: {name} must have shape [B] or [B, 1], got {list(t.shape)}")
 
 
-def nonempty(op: str, name: str, t: Tensor) -> None:
-    if t.shape[0] == 0:
-        raise ValueError(f"{op}: {name} is an empty batch; a mean over no samples is undefined")
+def upcast(t: Tensor) -> Tensor:
+    """Half and bfloat16 as float32, the accumulation type of the kernels (references compute in it)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t

@@ -1,10 +1,15 @@
+"""quadratic_cost: its public function, PyTorch reference, fake kernel and autograd."""
+
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from fastot.ops import _checks, _reference
+from fastot.ops import _checks, _library
 from fastot.ops._backend import resolve
+from fastot.ops._library import Kernels, needs
 
 
 def quadratic_cost(x: Tensor, y: Tensor, scale: float = 1.0, *, backend: str | None = None) -> Tensor:
@@ -31,9 +36,70 @@ def quadratic_cost(x: Tensor, y: Tensor, scale: float = 1.0, *, backend: str | N
     x2, y2 = _checks.rows(x), _checks.rows(y)
     impl = resolve(x.device, backend)
     if impl == "eager":
-        return _reference.quadratic_cost(x2, y2, scale)
-    if impl == "triton":
-        from fastot import kernels
+        return reference(x2, y2, scale)
+    return _library.call(impl, op, x2, y2, scale)
 
-        return kernels.quadratic_cost(x2, y2, scale)
-    return torch.ops.fastot.quadratic_cost(x2, y2, scale)
+
+def reference(x: Tensor, y: Tensor, scale: float = 1.0) -> Tensor:
+    """``scale * ||x_i - y_i||^2`` per row of ``[B, d]`` inputs: the eager backend and the tests' truth."""
+    return (scale * (_checks.upcast(x) - _checks.upcast(y)).square().sum(dim=1)).to(x.dtype)
+
+
+# --- fake kernels and autograd of fastot::quadratic_cost and its backward op ---------------------
+
+
+def _fake(x: Tensor, y: Tensor, scale: float) -> Tensor:
+    return x.new_empty(x.shape[0])
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    x, y, scale = inputs
+    ctx.save_for_backward(x, y)
+    ctx.scale = scale
+
+
+def _backward(kernels: Kernels, ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+    # d/dx = 2 s g (x - y) and d/dy = -d/dx: one kernel pass per requested gradient.
+    x, y = ctx.saved_tensors
+    backward_op = kernels.op("_quadratic_cost_backward")
+    gx = gy = None
+    if needs(ctx, 0):
+        gx = backward_op(grad, x, y, ctx.scale)
+        if needs(ctx, 1):
+            gy = -gx
+    elif needs(ctx, 1):
+        gy = backward_op(grad, y, x, ctx.scale)
+    return gx, gy, None
+
+
+def _fake_backward(grad: Tensor, x: Tensor, y: Tensor, scale: float) -> Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _setup_context_backward(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    grad, a, b, scale = inputs
+    ctx.save_for_backward(grad, a, b)
+    ctx.scale = scale
+
+
+def _backward_backward(kernels: Kernels, ctx: Any, gg: Tensor) -> tuple[Tensor | None, ...]:
+    # _quadratic_cost_backward(g, a, b) = 2 s g (a - b) is linear in g and in (a - b).
+    grad, a, b = ctx.saved_tensors
+    s2 = 2.0 * ctx.scale
+    d_grad = d_a = d_b = None
+    if needs(ctx, 0):
+        d_grad = (s2 * gg * (a - b)).sum(dim=1).to(grad.dtype)
+    if needs(ctx, 1) or needs(ctx, 2):
+        da = s2 * grad.to(gg.dtype).unsqueeze(1) * gg
+        d_a = da if needs(ctx, 1) else None
+        d_b = -da if needs(ctx, 2) else None
+    return d_grad, d_a, d_b, None
+
+
+_library.define("quadratic_cost", fake=_fake, setup_context=_setup_context, backward=_backward)
+_library.define(
+    "_quadratic_cost_backward",
+    fake=_fake_backward,
+    setup_context=_setup_context_backward,
+    backward=_backward_backward,
+)

@@ -1,12 +1,16 @@
+"""r1_penalty: the public functions, PyTorch reference, fake kernels and autograd."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from fastot.ops import _checks, _reference
+from fastot.ops import _checks, _library
 from fastot.ops._backend import resolve
+from fastot.ops._library import Kernels, needs
 
 
 def r1_penalty(grad: Tensor, weight: float, *, backend: str | None = None) -> Tensor:
@@ -29,12 +33,8 @@ def r1_penalty(grad: Tensor, weight: float, *, backend: str | None = None) -> Te
     g2 = _checks.rows(grad)
     impl = resolve(grad.device, backend)
     if impl == "eager":
-        return _reference.r1_penalty(g2, weight)
-    if impl == "triton":
-        from fastot import kernels
-
-        return kernels.r1_penalty(g2, weight)
-    return torch.ops.fastot.r1_penalty(g2, weight)
+        return reference(g2, weight)
+    return _library.call(impl, op, g2, weight)
 
 
 def r1_regularizer(
@@ -51,3 +51,55 @@ def r1_regularizer(
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(potential(real).sum(), real, create_graph=True)
     return r1_penalty(grad, weight, backend=backend)
+
+
+def reference(grad: Tensor, weight: float) -> Tensor:
+    """``(weight / 2) * mean_i ||grad_i||^2`` for ``[B, d]`` gradients."""
+    return (0.5 * weight * _checks.upcast(grad).square().sum(dim=1).mean()).to(grad.dtype)
+
+
+# --- fake kernels and autograd of fastot::r1_penalty and its backward op --------------------------
+# d/dgrad = w / B * g * grad, through a backward op whose own backward is linear: R1 is
+# differentiable twice on every backend.
+
+
+def _fake(grad: Tensor, weight: float) -> Tensor:
+    return grad.new_empty(())
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    grad, weight = inputs
+    ctx.save_for_backward(grad)
+    ctx.weight = weight
+
+
+def _backward(kernels: Kernels, ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+    (grad,) = ctx.saved_tensors
+    return kernels.op("_r1_penalty_backward")(g, grad, ctx.weight), None
+
+
+def _fake_backward(grad_out: Tensor, grad: Tensor, weight: float) -> Tensor:
+    return torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+def _setup_context_backward(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    grad_out, grad, weight = inputs
+    ctx.save_for_backward(grad_out, grad)
+    ctx.weight = weight
+
+
+def _backward_backward(kernels: Kernels, ctx: Any, gg: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+    grad_out, grad = ctx.saved_tensors
+    c = ctx.weight / grad.shape[0]
+    d_out = (c * (gg * grad).sum()).reshape(grad_out.shape).to(grad_out.dtype) if needs(ctx, 0) else None
+    d_grad = kernels.op("_r1_penalty_backward")(grad_out, gg, ctx.weight) if needs(ctx, 1) else None
+    return d_out, d_grad, None
+
+
+_library.define("r1_penalty", fake=_fake, setup_context=_setup_context, backward=_backward)
+_library.define(
+    "_r1_penalty_backward",
+    fake=_fake_backward,
+    setup_context=_setup_context_backward,
+    backward=_backward_backward,
+)

@@ -1,30 +1,15 @@
+"""weak_quadratic_cost: its public function, PyTorch reference, fake kernels and autograd."""
+
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from fastot.ops import _checks, _reference
+from fastot.ops import _checks, _library
 from fastot.ops._backend import resolve
-
-
-def check_weak_inputs(
-    op: str, x: Tensor, y: Tensor, gamma: float, scale: float
-) -> tuple[Tensor, Tensor, float, float]:
-    """Validate ``x [B, ...]``, ``y [B, Z, ...]`` and flatten them to ``[B, d]``, ``[B, Z, d]``."""
-    _checks.tensor(op, "x", x)
-    _checks.tensor(op, "y", y)
-    _checks.same_device_dtype(op, x=x, y=y)
-    if y.dim() < 2 or y.shape[0] != x.shape[0] or y.shape[2:] != x.shape[1:]:
-        raise ValueError(
-            f"{op}: y must have shape [B, Z, ...] with x's batch and feature dims; "
-            f"got x {list(x.shape)} and y {list(y.shape)}"
-        )
-    if y.shape[1] < 2:
-        raise ValueError(f"{op}: y must hold Z >= 2 samples per x (dim 1), got Z = {y.shape[1]}")
-    # A negative weakness would reward the map for spreading its samples: not a weak cost.
-    gamma = _checks.number(op, "gamma", gamma, nonneg=True)
-    scale = _checks.number(op, "scale", scale, nonneg=True)
-    return _checks.rows(x), _checks.samples(y), gamma, scale
+from fastot.ops._library import Kernels, needs
 
 
 def weak_quadratic_cost(
@@ -48,12 +33,48 @@ def weak_quadratic_cost(
     Returns:
         Tensor[B] in the dtype of ``x``. Once differentiable (double backward raises).
     """
-    x2, y3, gamma, scale = check_weak_inputs("weak_quadratic_cost", x, y, gamma, scale)
+    op = "weak_quadratic_cost"
+    x2, y3, gamma, scale = _checks.weak_inputs(op, x, y, gamma, scale)
     impl = resolve(x.device, backend)
     if impl == "eager":
-        return _reference.weak_quadratic_cost(x2, y3, gamma, scale)
-    if impl == "triton":
-        from fastot import kernels
+        return reference(x2, y3, gamma, scale)
+    return _library.call(impl, op, x2, y3, gamma, scale)
 
-        return kernels.weak_quadratic_cost(x2, y3, gamma, scale)
-    return torch.ops.fastot.weak_quadratic_cost(x2, y3, gamma, scale)
+
+def reference(x: Tensor, y: Tensor, gamma: float, scale: float = 1.0) -> Tensor:
+    """The cost of ``x [B, d]`` and ``y [B, Z, d]``."""
+    xa, ya = _checks.upcast(x), _checks.upcast(y)
+    z = y.shape[1]
+    transport = (xa.unsqueeze(1) - ya).square().sum(dim=(1, 2)) / (2 * z)
+    var_hat = ya.var(dim=1, unbiased=True).sum(dim=1)
+    return (scale * (transport - 0.5 * gamma * var_hat)).to(x.dtype)
+
+
+# --- fake kernels and autograd: a fused backward op, whose own backward is not supported ----------
+
+
+def _fake(x: Tensor, y: Tensor, gamma: float, scale: float) -> Tensor:
+    return x.new_empty(x.shape[0])
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    x, y, gamma, scale = inputs
+    ctx.save_for_backward(x, y)
+    ctx.gamma, ctx.scale = gamma, scale
+
+
+def _backward(kernels: Kernels, ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+    x, y = ctx.saved_tensors
+    gx, gy = kernels.op("_weak_quadratic_cost_backward")(grad, x, y, ctx.gamma, ctx.scale)
+    return (gx if needs(ctx, 0) else None), (gy if needs(ctx, 1) else None), None, None
+
+
+def _fake_backward(grad: Tensor, x: Tensor, y: Tensor, gamma: float, scale: float) -> tuple[Tensor, Tensor]:
+    return (
+        torch.empty_like(x, memory_format=torch.contiguous_format),
+        torch.empty_like(y, memory_format=torch.contiguous_format),
+    )
+
+
+_library.define("weak_quadratic_cost", fake=_fake, setup_context=_setup_context, backward=_backward)
+_library.define("_weak_quadratic_cost_backward", fake=_fake_backward)

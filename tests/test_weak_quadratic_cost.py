@@ -1,0 +1,42 @@
+"""weak_quadratic_cost on every backend against its float64 reference."""
+
+import pytest
+import torch
+from fastot_testing import CPU_FUSED, assert_close, backends, make, shifted
+from weak_cost_tests import (  # noqa: F401  (the tests every weak cost passes)
+    WeakCost,
+    test_celeba_sized_row,
+    test_double_backward_raises,
+    test_empty_batch,
+    test_every_sample_count,
+    test_forward_backward_match_reference,
+    test_gamma_zero_is_accepted,
+    test_gradcheck,
+    test_mismatched_feature_shapes_rejected,
+    test_negative_or_nonfinite_gamma_rejected_identically_on_every_backend,
+    test_z_below_two_rejected,
+)
+
+import fastot
+from fastot.ops.weak_quadratic_cost import reference
+
+
+@pytest.fixture
+def weak() -> WeakCost:
+    return WeakCost("weak_quadratic_cost", fastot.weak_quadratic_cost, reference)
+
+
+def test_gamma_zero_is_the_mean_strong_cost():
+    x, y = make((3, 5), torch.float64), make((3, 4, 5), torch.float64)
+    out = fastot.weak_quadratic_cost(x, y, 0.0, backend=CPU_FUSED)
+    strong = torch.stack([fastot.quadratic_cost(x, y[:, z], 0.5) for z in range(4)]).mean(0)
+    torch.testing.assert_close(out, strong)
+
+
+@pytest.mark.parametrize("backend", backends("cuda"), indirect=True)
+def test_misaligned_input(backend):
+    # Contiguous rows starting one element into a buffer: the CUDA kernels take their scalar path.
+    x, ys = shifted((4, 1024), backend.device), shifted((4, 3, 1024), backend.device)
+    assert x.is_contiguous() and x.data_ptr() % 16 != 0
+    got = torch.ops.fastot.weak_quadratic_cost(x, ys, 0.5, 1.0)
+    assert_close(got, reference(x.double(), ys.double(), 0.5), torch.float32, 1e3)
