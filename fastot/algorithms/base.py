@@ -8,11 +8,15 @@ One training iteration = ``k_v`` potential updates, then ``k_t`` map updates:
 with c, g1/g2 (Psi* kinds with an optional alpha) and R supplied by the fused ops. An algorithm
 object only picks those pieces and their schedules; the training loop calls the same hooks for
 every algorithm and never looks at its name.
+
+Losses and their logs stay on the device (logs are detached tensors): nothing here reads a value
+back to the host, so a training update never waits for the device.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -47,23 +51,33 @@ class StepContext:
     def twice_differentiable_potential(self) -> nn.Module:
         return self.penalty_potential if self.penalty_potential is not None else self.potential
 
+    def to_device(self, t: Tensor, device: torch.device | None = None) -> Tensor:
+        """A host batch on the run's device without waiting for the device: a blocking host-to-device
+        copy synchronises the stream (the host would wait for every queued kernel at each draw)."""
+        device = self.device if device is None else device
+        if t.device == device:
+            return t
+        if device.type == "cuda" and t.device.type == "cpu":
+            t = t.pin_memory()  # an asynchronous copy needs page-locked memory; no-op if pinned
+        return t.to(device, non_blocking=True)
+
     def source_batch(self, n: int | None = None) -> Tensor:
-        return self.source.sample(n or self.batch_size, self.generator).to(self.device)
+        return self.to_device(self.source.sample(n or self.batch_size, self.generator))
 
     def target_batch(self, n: int | None = None) -> Tensor:
-        return self.target.sample(n or self.batch_size, self.generator).to(self.device)
+        return self.to_device(self.target.sample(n or self.batch_size, self.generator))
 
     def latent(self, n: int, net: nn.Module | None = None) -> Tensor | None:
         z_dim = getattr(net if net is not None else self.map, "z_dim", 0)
         if not z_dim:
             return None
-        return torch.randn(n, z_dim, generator=self.generator).to(self.device)
+        return self.to_device(torch.randn(n, z_dim, generator=self.generator))
 
     def randn_like(self, t: Tensor) -> Tensor:
-        return torch.randn(t.shape, generator=self.generator, dtype=t.dtype).to(t.device)
+        return self.to_device(torch.randn(t.shape, generator=self.generator, dtype=t.dtype), t.device)
 
     def rand(self, *shape: int) -> Tensor:
-        return torch.rand(shape, generator=self.generator).to(self.device)
+        return self.to_device(torch.rand(shape, generator=self.generator))
 
 
 def _check_kind(key: str, kind: str) -> None:
@@ -154,7 +168,7 @@ class UnifiedOT:
         span = max(self.schedule_fraction * self.total_iterations - self.warmup, 1.0)
         t = min(max(it - self.warmup, 0) / span, 1.0)
         if self.alpha_schedule == "cosine":
-            t = 0.5 * (1.0 - torch.cos(torch.tensor(torch.pi * t)).item())
+            t = 0.5 * (1.0 - math.cos(math.pi * t))
         return (1.0 - t) * self.alpha_min + t * self.alpha_max
 
     def log_values(self) -> dict[str, float]:
@@ -233,7 +247,7 @@ class UnifiedOT:
             self._potential_batch = batch
         return batch
 
-    def potential_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+    def potential_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         x, y_fake, y = self.potential_batch(ctx)
         v_real = self.real_scores(ctx, y)
         v_fake = ctx.potential(y_fake)
@@ -243,10 +257,10 @@ class UnifiedOT:
         else:  # the cost does not depend on the potential; S-JKO drops it (Algorithms 2-3)
             cost = torch.zeros_like(v_fake)
         loss = semi_dual_loss(cost, v_fake, v_real, self.psi_source, self.psi_target, self.current_alpha)
-        logs = {"loss_v": float(loss.detach())}
+        logs = {"loss_v": loss.detach()}
         reg = self.regularization(ctx, y, v_real, y_fake)
         if reg is not None:
-            logs["reg"] = float(reg.detach())
+            logs["reg"] = reg.detach()
             loss = loss + reg
         return loss, logs
 
@@ -256,12 +270,12 @@ class UnifiedOT:
                 for p in ctx.potential.parameters():
                     p.clamp_(-self.clip, self.clip)
 
-    def map_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+    def map_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         x = ctx.source_batch()
         y = ctx.map(x, ctx.latent(x.shape[0]))
         cost = self.cost(self.reference(x, ctx), y, ctx)
         loss = self.map_objective(cost, ctx.potential(y))
-        return loss, {"loss_T": float(loss.detach()), "cost": float(cost.detach().mean())}
+        return loss, {"loss_T": loss.detach(), "cost": cost.detach().mean()}
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -55,11 +55,11 @@ class WeakNOT(UnifiedOT):
         fn = weak_quadratic_cost if self.weak_cost == "weak_quadratic" else energy_kernel_cost
         return fn(x, y, self.current_gamma, self.cost_scale)
 
-    def map_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, float]]:
+    def map_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         x = ctx.source_batch()
         b, z = x.shape[0], self.n_z
         xr = x.unsqueeze(1).expand(b, z, *x.shape[1:]).reshape(b * z, *x.shape[1:])
         y = ctx.map(xr, ctx.latent(b * z))
         cost = self.weak_cost_of(x, y.view(b, z, *y.shape[1:]))
         loss = cost.mean() - ctx.potential(y).mean()
-        return loss, {"loss_T": float(loss.detach()), "cost": float(cost.detach().mean())}
+        return loss, {"loss_T": loss.detach(), "cost": cost.detach().mean()}

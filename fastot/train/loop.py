@@ -4,6 +4,10 @@ Every algorithm goes through the same calls: ``begin_iteration`` (schedules and 
 potential updates, ``k_t`` map updates, EMA. Randomness during training comes from one
 ``torch.Generator`` whose state is checkpointed with everything else, so a resumed run repeats an
 uninterrupted one bit for bit on CPU.
+
+An update never waits for the device: losses stay there (logs hold detached tensors) and are read
+back, with the NaN guard's verdict, only where the loop writes something: log rows, snapshots,
+sample grids, FID and checkpoints. A checkpoint is written only after that check passed.
 """
 
 from __future__ import annotations
@@ -37,9 +41,58 @@ from fastot.train.ema import EMA
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import PeriodicFID, check_metrics, compute_metrics, generate
 
-# fp16 steps whose loss overflowed are skipped by the GradScaler (which lowers its scale); only this
-# many in a row count as divergence.
+# fp16 steps whose loss overflowed are skipped by the GradScaler (which lowers its scale); only more
+# than this many in a row (per loss) count as divergence.
 MAX_SKIPPED_FP16_STEPS = 20
+
+
+class LossWatch:
+    """The NaN guard, without a host sync per update: the losses are kept (detached, on the device)
+    with the step and loss they belong to, and :meth:`first_divergence` reads them all back at once.
+
+    ``tolerated`` non-finite losses in a row of one kind are not divergence (fp16: the GradScaler
+    skips those steps). Memory stays bounded when nobody checks (``Run.iteration`` called directly):
+    losses are stacked every ``STACK`` updates and scanned (one sync) every ``SCAN`` updates.
+    """
+
+    STACK = 256
+    SCAN = 1 << 16
+
+    def __init__(self, tolerated: int = 0) -> None:
+        self.tolerated = tolerated
+        self.in_a_row: dict[str, int] = {}
+        self.found: tuple[int, str, float] | None = None
+        self._meta: list[tuple[int, str]] = []
+        self._chunks: list[torch.Tensor] = []
+        self._recent: list[torch.Tensor] = []
+
+    def add(self, step: int, name: str, loss: torch.Tensor) -> None:
+        self._meta.append((step, name))
+        self._recent.append(loss.detach().float())
+        if len(self._recent) == self.STACK:  # one small tensor instead of STACK scalar allocations
+            self._chunks.append(torch.stack(self._recent))
+            self._recent = []
+        if len(self._meta) >= self.SCAN:
+            self._scan()
+
+    def first_divergence(self) -> tuple[int, str, float] | None:
+        """(step, loss name, value) of the first loss that counts as divergence, or None."""
+        self._scan()
+        return self.found
+
+    def _scan(self) -> None:
+        if not self._meta:
+            return
+        values = torch.cat([*self._chunks, *(t.reshape(1) for t in self._recent)]).tolist()  # the sync
+        meta, self._meta, self._chunks, self._recent = self._meta, [], [], []
+        for (step, name), value in zip(meta, values, strict=True):
+            if math.isfinite(value):
+                self.in_a_row[name] = 0
+                continue
+            self.in_a_row[name] = self.in_a_row.get(name, 0) + 1
+            if self.in_a_row[name] > self.tolerated and self.found is None:
+                self.found = (step, name, value)
+
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
@@ -85,7 +138,7 @@ class Run:
             self.potential.to(memory_format=torch.channels_last)
         runtime.broadcast_parameters(self.map, self.potential)
         self.precision = runtime.Precision(cfg.train.amp, self.device)
-        self.skipped = 0
+        self.watch = LossWatch(MAX_SKIPPED_FP16_STEPS if self.precision.name == "fp16" else 0)
         self.algo = build_algorithm(to_container(cfg, "algorithm"))
         self.opt_map = build_optimizer(self.map.parameters(), to_container(cfg, "optim.map"), "optim.map")
         self.opt_pot = build_optimizer(
@@ -120,7 +173,8 @@ class Run:
         check_metrics(list(cfg.eval.metrics))
         self.step = 0
         self.elapsed = 0.0
-        self.window: dict[str, list[float]] = {}  # losses since the last log row (checkpointed)
+        # losses since the last log row (checkpointed): device tensors, or floats from a checkpoint
+        self.window: dict[str, list[torch.Tensor | float]] = {}
         self.last_ckpt: Path | None = None
 
     def _stream_seed(self, step: int) -> int:
@@ -145,7 +199,7 @@ class Run:
             "rng_ranks": runtime.all_gather_objects(self.generator.get_state()),
             "precision": self.precision.state_dict(),
             "data": {k: s.state_dict() for k, s in self._stateful_samplers().items()},
-            "log_window": {k: list(v) for k, v in self.window.items()},
+            "log_window": host_values(self.window),
             "config": OmegaConf.to_container(self.cfg, resolve=True),  # what a resume may not change
         }
 
@@ -193,7 +247,18 @@ class Run:
         pairs = (("source", self.source), ("target", self.target))
         return {k: s for k, s in pairs if hasattr(s, "state_dict")}
 
+    def check_finite(self) -> None:
+        """Raise :class:`DivergenceError` if a loss went NaN or Inf since the last check (on any rank:
+        they all stop at the same step). Reads the losses back: one host sync."""
+        found = self.watch.first_divergence()
+        if not runtime.any_rank(found is not None, self.device):
+            return
+        last = str(self.last_ckpt) if self.last_ckpt else None
+        step, name, value = found if found is not None else (self.step, "a loss on another rank", math.nan)
+        raise DivergenceError(step, name, value, last)
+
     def save_checkpoint(self) -> None:
+        self.check_finite()  # never a checkpoint of non-finite weights
         path = ckpt.checkpoint_path(self.run_dir, self.step)
         state = self.state_dict()  # a collective call: every rank takes part
         if self.rank == 0:
@@ -215,44 +280,44 @@ class Run:
             for group in opt.param_groups:
                 group["lr"] = lr
 
-    def _check(self, it: int, name: str, loss: torch.Tensor) -> None:
-        if torch.isfinite(loss):
-            return
-        if self.precision.name == "fp16" and self.skipped < MAX_SKIPPED_FP16_STEPS:
-            self.skipped += 1  # the GradScaler skips this step and lowers its scale
-            return
-        last = str(self.last_ckpt) if self.last_ckpt else None
-        # Steps count from 1 as in the logs: iteration ``it`` completes step it + 1.
-        raise DivergenceError(it + 1, name, float(loss.detach()), last)
-
     def _update(self, loss: torch.Tensor, which: str, opt: torch.optim.Optimizer, net: nn.Module) -> None:
         opt.zero_grad(set_to_none=True)
         self.precision.backward(loss, which)
         self.precision.step(opt, which, net, self.cfg.train.grad_clip)
 
-    def iteration(self, it: int) -> dict[str, float]:
+    def iteration(self, it: int) -> dict[str, torch.Tensor]:
+        """One iteration; its logs are detached device tensors. Losses are checked for NaN/Inf
+        later, by :meth:`check_finite`, so the host never waits for the device here."""
         self._set_lr(it)
         algo, ctx = self.algo, self.ctx
         algo.begin_iteration(it, self.total, ctx)
-        logs: dict[str, float] = {}
+        step = it + 1  # steps count from 1 as in the logs: iteration ``it`` completes step it + 1
+        logs: dict[str, torch.Tensor] = {}
         self.potential.requires_grad_(True)
         for _ in range(algo.k_v):
             ctx.loss_scale = self.precision.loss_scale("potential")  # R1's gradient under fp16
             loss, logs_v = algo.potential_loss(ctx)
-            self._check(it, "potential loss", loss)
+            self.watch.add(step, "potential loss", loss)
             self._update(loss, "potential", self.opt_pot, self.potential)
             algo.after_potential_step(ctx)
         logs.update(logs_v)
         self.potential.requires_grad_(False)  # the map step needs no potential weight gradients
         for _ in range(algo.k_t):
             loss, logs_t = algo.map_loss(ctx)
-            self._check(it, "map loss", loss)
+            self.watch.add(step, "map loss", loss)
             self._update(loss, "map", self.opt_map, self.map)
         self.potential.requires_grad_(True)
         logs.update(logs_t)
         if self.ema is not None:
             self.ema.update(self.map)
         return logs
+
+
+def host_values(window: dict[str, list[torch.Tensor | float]]) -> dict[str, list[float]]:
+    """The logging window as Python floats, read back from the device in one copy."""
+    tensors = [v.reshape(1) for values in window.values() for v in values if isinstance(v, torch.Tensor)]
+    host = iter(torch.cat(tensors).tolist() if tensors else [])
+    return {k: [next(host) if isinstance(v, torch.Tensor) else v for v in vs] for k, vs in window.items()}
 
 
 @contextlib.contextmanager
@@ -548,14 +613,20 @@ def _train(
         for k, v in logs.items():
             window.setdefault(k, []).append(v)
         label = run.algo.snapshot_due(it)
+        eval_due = bool(cfg.eval.every) and run.step % cfg.eval.every == 0
+        log_due = run.step % cfg.train.log_every == 0 or run.step == run.total or eval_due
+        fid_due = bool(cfg.eval.fid_every) and run.step % cfg.eval.fid_every == 0
+        grid_due = bool(cfg.train.sample_every) and run.step % cfg.train.sample_every == 0
+        if label is not None or log_due or fid_due or grid_due:
+            # Nothing is written from a diverged run; every rank checks at the same steps.
+            run.check_finite()
         if main and label is not None:
             _snapshot(run, label)
-        eval_due = bool(cfg.eval.every) and run.step % cfg.eval.every == 0
-        if run.step % cfg.train.log_every == 0 or run.step == run.total or eval_due:
+        if log_due:
             # losses are averaged over the logging window; schedule/phase values are current
             row = {
                 "step": run.step,
-                **{k: float(np.mean(v)) for k, v in window.items()},
+                **{k: float(np.mean(v)) for k, v in host_values(window).items()},
                 **run.algo.log_values(),
                 "wall_time": round(run.elapsed, 3),
             }
@@ -565,9 +636,9 @@ def _train(
                     row.update(_evaluate(run, cfg.eval.eval_n))
                 writer.write(row)
                 bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss_v", "loss_T") if k in row})
-        if writer is not None and writer.fid is not None and run.step % cfg.eval.fid_every == 0:
+        if writer is not None and writer.fid is not None and fid_due:
             writer.write({"step": run.step, "fid": writer.fid(run.sampling_map, run.source)})
-        if writer is not None and cfg.train.sample_every and run.step % cfg.train.sample_every == 0:
+        if writer is not None and grid_due:
             writer.sample_grid()
         if run.step % cfg.train.ckpt_every == 0 or run.step == run.total:
             run.save_checkpoint()
