@@ -11,12 +11,18 @@ every algorithm and never looks at its name.
 
 Losses and their logs stay on the device (logs are detached tensors): nothing here reads a value
 back to the host, so a training update never waits for the device.
+
+Each loss comes in two parts: ``potential_loss`` / ``map_loss`` draw everything random (batches,
+latents, noise) and run what differentiates the potential twice (R1, the gradient penalty);
+``potential_terms`` / ``map_terms`` compute the rest from those tensors with no randomness and no
+data-dependent Python, so ``train.compile=step`` compiles them whole (``fullgraph=True``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,6 +35,10 @@ from fastot.ops.psi_star import PSI_KINDS
 
 REGULARIZERS = ("none", "r1", "gp", "clip")
 ALPHA_SCHEDULES = ("constant", "linear", "cosine")
+
+# UnifiedOT.potential_terms and map_terms (bound), or the trainer's compiled versions of them.
+PotentialTerms = Callable[..., tuple[Tensor, dict[str, Tensor]]]
+MapTerms = Callable[..., tuple[Tensor, dict[str, Tensor]]]
 
 
 @dataclass
@@ -174,6 +184,11 @@ class UnifiedOT:
     def log_values(self) -> dict[str, float]:
         return {"alpha": self.current_alpha} if self.alpha_schedule != "constant" else {}
 
+    def per_iteration_scalars(self) -> list[str]:
+        """Config keys of the hyperparameters that change every iteration (schedules). The fused ops
+        take them as Python floats, which a compiled loss specialises on: one graph per value."""
+        return ["algorithm.alpha_schedule"] if self.alpha_schedule != "constant" else []
+
     def snapshot_due(self, iteration: int) -> str | None:
         """A label when the state after ``iteration`` deserves a saved sample snapshot."""
         return None
@@ -192,8 +207,12 @@ class UnifiedOT:
             return torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
         return quadratic_cost(x, y, self.tau)
 
-    def reference(self, x: Tensor, ctx: StepContext) -> Tensor:
-        """The point the cost compares T(x, z) with: x itself here (S-JKO uses T_old)."""
+    def reference_latent(self, x: Tensor, ctx: StepContext) -> Tensor | None:
+        """The latent :meth:`reference` needs, drawn with the other random inputs (none here)."""
+        return None
+
+    def reference(self, x: Tensor, z_ref: Tensor | None) -> Tensor:
+        """The point the cost compares T(x, z) with: x itself here (S-JKO uses T_old(x, z_ref))."""
         return x
 
     def perturb_real(self, y: Tensor, ctx: StepContext) -> Tensor:
@@ -206,19 +225,19 @@ class UnifiedOT:
 
     # ----------------------------------------------------------------- regularizers
     def real_scores(self, ctx: StepContext, y: Tensor) -> Tensor:
-        """v(y) for the potential loss, as :meth:`regularization` needs them.
-
-        R1 differentiates these very scores with respect to y (no second forward pass), so under
-        R1 y requires grad and the scores come from the twice-differentiable potential.
+        """v(y) as R1 needs them: R1 differentiates these very scores with respect to y (no second
+        forward pass), so y requires grad and the scores come from the twice-differentiable
+        potential, outside :meth:`potential_terms` (a compiled graph cannot be differentiated twice).
         """
-        if self.regularizer != "r1":
-            return ctx.potential(self.perturb_real(y, ctx))
         y.requires_grad_(True)
         return ctx.twice_differentiable_potential()(self.perturb_real(y, ctx))
 
-    def regularization(self, ctx: StepContext, y: Tensor, v_real: Tensor, y_fake: Tensor) -> Tensor | None:
-        """The regulariser R; ``v_real`` are :meth:`real_scores` of ``y``."""
+    def regularization(
+        self, ctx: StepContext, y: Tensor, v_real: Tensor | None, y_fake: Tensor
+    ) -> Tensor | None:
+        """The regulariser R; under R1 ``v_real`` are :meth:`real_scores` of ``y``."""
         if self.regularizer == "r1" and self.reg_weight > 0:
+            assert v_real is not None
             # Under fp16 the half-precision backward of an unscaled sum underflows: scale it like
             # the loss, then divide back in float32 before squaring.
             s = ctx.loss_scale
@@ -247,22 +266,46 @@ class UnifiedOT:
             self._potential_batch = batch
         return batch
 
-    def potential_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+    def potential_loss(
+        self, ctx: StepContext, terms: PotentialTerms | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """L_v and its logs; ``terms`` stands in for :meth:`potential_terms` (the trainer passes a
+        compiled one)."""
         x, y_fake, y = self.potential_batch(ctx)
-        v_real = self.real_scores(ctx, y)
-        v_fake = ctx.potential(y_fake)
-        if self.cost_in_potential:
-            with torch.no_grad():
-                cost = self.cost(self.reference(x, ctx), y_fake, ctx)
-        else:  # the cost does not depend on the potential; S-JKO drops it (Algorithms 2-3)
-            cost = torch.zeros_like(v_fake)
-        loss = semi_dual_loss(cost, v_fake, v_real, self.psi_source, self.psi_target, self.current_alpha)
-        logs = {"loss_v": loss.detach()}
+        if self.regularizer == "r1":
+            real, v_real = None, self.real_scores(ctx, y)
+        else:
+            real, v_real = self.perturb_real(y, ctx), None
+        z_ref = self.reference_latent(x, ctx) if self.cost_in_potential else None
+        loss, logs = (terms or self.potential_terms)(ctx, x, y_fake, real, v_real, z_ref)
         reg = self.regularization(ctx, y, v_real, y_fake)
         if reg is not None:
             logs["reg"] = reg.detach()
             loss = loss + reg
         return loss, logs
+
+    def potential_terms(
+        self,
+        ctx: StepContext,
+        x: Tensor,
+        y_fake: Tensor,
+        real: Tensor | None,
+        v_real: Tensor | None,
+        z_ref: Tensor | None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The semi-dual loss without R: v at the data ``real`` (or the given scores ``v_real``) and
+        at the generated ``y_fake``, and the cost of ``y_fake``."""
+        if v_real is None:
+            assert real is not None
+            v_real = ctx.potential(real)
+        v_fake = ctx.potential(y_fake)
+        if self.cost_in_potential:
+            with torch.no_grad():
+                cost = self.cost(self.reference(x, z_ref), y_fake, ctx)
+        else:  # the cost does not depend on the potential; S-JKO drops it (Algorithms 2-3)
+            cost = torch.zeros_like(v_fake)
+        loss = semi_dual_loss(cost, v_fake, v_real, self.psi_source, self.psi_target, self.current_alpha)
+        return loss, {"loss_v": loss.detach()}
 
     def after_potential_step(self, ctx: StepContext) -> None:
         if self.regularizer == "clip":  # WGAN's Lipschitz constraint by weight clipping
@@ -270,10 +313,17 @@ class UnifiedOT:
                 for p in ctx.potential.parameters():
                     p.clamp_(-self.clip, self.clip)
 
-    def map_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+    def map_loss(self, ctx: StepContext, terms: MapTerms | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """L_T and its logs; ``terms`` stands in for :meth:`map_terms` (the trainer passes a compiled one)."""
         x = ctx.source_batch()
-        y = ctx.map(x, ctx.latent(x.shape[0]))
-        cost = self.cost(self.reference(x, ctx), y, ctx)
+        z = ctx.latent(x.shape[0])
+        return (terms or self.map_terms)(ctx, x, z, self.reference_latent(x, ctx))
+
+    def map_terms(
+        self, ctx: StepContext, x: Tensor, z: Tensor | None, z_ref: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        y = ctx.map(x, z)
+        cost = self.cost(self.reference(x, z_ref), y, ctx)
         loss = self.map_objective(cost, ctx.potential(y))
         return loss, {"loss_T": loss.detach(), "cost": cost.detach().mean()}
 

@@ -68,6 +68,7 @@ class SJKO(UnifiedOT):
         super().__post_init__()
         self.phase = 0
         self.t_old: nn.Module | None = None
+        self.current_h = self.step_size()  # read by the (compilable) cost instead of the phase
 
     def default_iterations(self) -> int:
         return self.init_iterations + (self.num_phases - 1) * self.phase_iterations
@@ -83,6 +84,7 @@ class SJKO(UnifiedOT):
         if phase != self.phase:
             self.phase = phase
             self.t_old = frozen_copy(ctx.map)
+        self.current_h = self.step_size()
 
     def snapshot_due(self, iteration: int) -> str | None:
         nxt = iteration + 1
@@ -108,6 +110,7 @@ class SJKO(UnifiedOT):
         if state.get("t_old") is not None:
             self.t_old = frozen_copy(ctx.map)
             self.t_old.load_state_dict(state["t_old"])
+        self.current_h = self.step_size()
 
     # ----------------------------------------------------------------- pieces
     def step_size(self) -> float:
@@ -115,13 +118,16 @@ class SJKO(UnifiedOT):
 
     def cost(self, x: Tensor, y: Tensor, ctx: StepContext) -> Tensor:
         d = y[0].numel() if self.cost_mean else 1
-        return quadratic_cost(x, y, 1.0 / (2.0 * d * self.step_size()))
+        return quadratic_cost(x, y, 1.0 / (2.0 * d * self.current_h))
 
-    def reference(self, x: Tensor, ctx: StepContext) -> Tensor:
+    def reference_latent(self, x: Tensor, ctx: StepContext) -> Tensor | None:
+        return None if self.t_old is None else ctx.latent(x.shape[0], self.t_old)  # independent z'
+
+    def reference(self, x: Tensor, z_ref: Tensor | None) -> Tensor:
         if self.t_old is None:
             return x
         with torch.no_grad():
-            return self.t_old(x, ctx.latent(x.shape[0], self.t_old))  # independent z'
+            return self.t_old(x, z_ref)
 
     def perturb_real(self, y: Tensor, ctx: StepContext) -> Tensor:
         if self.real_noise == 0:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from fastot.algorithms.base import StepContext, UnifiedOT, _check_choice, _check_nonneg
+from fastot.algorithms.base import MapTerms, StepContext, UnifiedOT, _check_choice, _check_nonneg
 from fastot.errors import ConfigError
 from fastot.ops import energy_kernel_cost, weak_quadratic_cost
 
@@ -50,16 +50,27 @@ class WeakNOT(UnifiedOT):
     def log_values(self) -> dict[str, float]:
         return {**super().log_values(), "gamma": self.current_gamma}
 
+    def per_iteration_scalars(self) -> list[str]:
+        ramp = self.gamma_start is not None and self.gamma_iterations > 0
+        return super().per_iteration_scalars() + (["algorithm.gamma_start"] if ramp else [])
+
     def weak_cost_of(self, x: Tensor, y: Tensor) -> Tensor:
         """x [B, ...], y [B, Z, ...] -> [B]."""
         fn = weak_quadratic_cost if self.weak_cost == "weak_quadratic" else energy_kernel_cost
         return fn(x, y, self.current_gamma, self.cost_scale)
 
-    def map_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+    def map_loss(self, ctx: StepContext, terms: MapTerms | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         x = ctx.source_batch()
-        b, z = x.shape[0], self.n_z
-        xr = x.unsqueeze(1).expand(b, z, *x.shape[1:]).reshape(b * z, *x.shape[1:])
-        y = ctx.map(xr, ctx.latent(b * z))
-        cost = self.weak_cost_of(x, y.view(b, z, *y.shape[1:]))
+        z = ctx.latent(x.shape[0] * self.n_z)
+        return (terms or self.map_terms)(ctx, x, z, None)
+
+    def map_terms(
+        self, ctx: StepContext, x: Tensor, z: Tensor | None, z_ref: Tensor | None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """``n_z`` outputs T(x, z) per x (``z`` holds B * n_z latents) and their weak cost."""
+        b, n = x.shape[0], self.n_z
+        xr = x.unsqueeze(1).expand(b, n, *x.shape[1:]).reshape(b * n, *x.shape[1:])
+        y = ctx.map(xr, z)
+        cost = self.weak_cost_of(x, y.view(b, n, *y.shape[1:]))
         loss = cost.mean() - ctx.potential(y).mean()
         return loss, {"loss_T": loss.detach(), "cost": cost.detach().mean()}

@@ -57,7 +57,7 @@ BASE: dict[str, Any] = {
         "threads": None,  # intra-op threads; None: 1 for vector data, the machine's for images
         "amp": "none",  # "bf16" (autocast) or "fp16" (autocast + GradScaler)
         "channels_last": False,
-        "compile": False,  # torch.compile the networks
+        "compile": False,  # true: torch.compile the networks; "step": the losses around them too
         "grad_clip": None,  # max gradient norm, None = no clipping
         "sample_every": 0,  # image runs: a PNG grid of T(x, z) every this many iterations (0 = off)
         "sample_grid": 64,  # images per grid
@@ -307,12 +307,13 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
         "train.ema.enabled",
         "train.progress",
         "train.channels_last",
-        "train.compile",
         "train.tensorboard",
         "eval.plots",
     ):
         if not isinstance(_select(cfg, key), bool):
             raise ConfigError(key, f"must be true or false, got {_select(cfg, key)!r}")
+    if not (isinstance(cfg.train.compile, bool) or cfg.train.compile == "step"):
+        raise ConfigError("train.compile", f"must be true, false or step, got {cfg.train.compile!r}")
     if not isinstance(cfg.eval.metrics, (list, ListConfig)):
         raise ConfigError("eval.metrics", f"must be a list such as [kl_knn, energy], got {cfg.eval.metrics}")
     for section in OPEN_SECTIONS:

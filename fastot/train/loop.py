@@ -151,25 +151,27 @@ class Run:
             raise ConfigError("train.iterations", "required for this algorithm")
         self.ema = EMA(self.map, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         self.generator = torch.Generator().manual_seed(self._stream_seed(0))  # the training stream
-        run_net = {
-            "autocast_dtype": self.precision.dtype,
-            "channels_last": cfg.train.channels_last,
-            "compile": cfg.train.compile,
-        }
+        # train.compile: true compiles the networks; "step" compiles the losses around them whole
+        # (the algorithms' *_terms), with R1 and the gradient penalty left outside, on the
+        # uncompiled potential, since they differentiate it twice.
+        networks_only = cfg.train.compile is True
+        run_net = {"autocast_dtype": self.precision.dtype, "channels_last": cfg.train.channels_last}
         self.ctx = StepContext(
-            runtime.Runner(self.map, self.device, **run_net),
-            runtime.Runner(self.potential, self.device, **run_net),
+            # In step mode the map is compiled as a network too, for the fakes the potential step
+            # draws outside its loss; the compiled map loss traces through it like the rest.
+            runtime.Runner(self.map, self.device, **run_net, compile=bool(cfg.train.compile)),
+            runtime.Runner(self.potential, self.device, **run_net, compile=networks_only),
             self.source,
             self.target,
             cfg.train.batch_size,
             self.generator,
             self.device,
             penalty_potential=(
-                runtime.Runner(self.potential, self.device, **{**run_net, "compile": False})
-                if cfg.train.compile
-                else None
+                runtime.Runner(self.potential, self.device, **run_net) if networks_only else None
             ),
         )
+        step_mode = cfg.train.compile == "step"
+        self.potential_terms, self.map_terms = compiled_terms(self.algo) if step_mode else (None, None)
         check_metrics(list(cfg.eval.metrics))
         self.step = 0
         self.elapsed = 0.0
@@ -296,14 +298,14 @@ class Run:
         self.potential.requires_grad_(True)
         for _ in range(algo.k_v):
             ctx.loss_scale = self.precision.loss_scale("potential")  # R1's gradient under fp16
-            loss, logs_v = algo.potential_loss(ctx)
+            loss, logs_v = algo.potential_loss(ctx, self.potential_terms)
             self.watch.add(step, "potential loss", loss)
             self._update(loss, "potential", self.opt_pot, self.potential)
             algo.after_potential_step(ctx)
         logs.update(logs_v)
         self.potential.requires_grad_(False)  # the map step needs no potential weight gradients
         for _ in range(algo.k_t):
-            loss, logs_t = algo.map_loss(ctx)
+            loss, logs_t = algo.map_loss(ctx, self.map_terms)
             self.watch.add(step, "map loss", loss)
             self._update(loss, "map", self.opt_map, self.map)
         self.potential.requires_grad_(True)
@@ -311,6 +313,28 @@ class Run:
         if self.ema is not None:
             self.ema.update(self.map)
         return logs
+
+
+def compiled_terms(algo: Any) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``algo.potential_terms`` and ``algo.map_terms`` compiled whole (``train.compile=step``).
+
+    ``dynamic=False``: the batch shapes never change, and the fused ops' float arguments (tau,
+    alpha, gamma, S-JKO's 1/(2dh)) stay compile-time constants; a value that changes (S-JKO's
+    first phase with ``init_h``) costs one more graph. Hyperparameters scheduled per iteration
+    would cost a graph per iteration, so they are refused.
+    """
+    scheduled = algo.per_iteration_scalars()
+    if scheduled:
+        raise ConfigError(
+            "train.compile",
+            f"'step' cannot compile a loss whose hyperparameters change every iteration "
+            f"({', '.join(scheduled)}): the fused ops take them as Python floats, which a compiled "
+            "graph holds as constants; use train.compile=true (the networks only)",
+        )
+    return (
+        torch.compile(algo.potential_terms, fullgraph=True, dynamic=False),
+        torch.compile(algo.map_terms, fullgraph=True, dynamic=False),
+    )
 
 
 def host_values(window: dict[str, list[torch.Tensor | float]]) -> dict[str, list[float]]:
