@@ -16,4 +16,5 @@ from . import energy_kernel_cost as _energy_kernel_cost  # noqa: F401
 from . import psi_star as _psi_star  # noqa: F401
 from . import quadratic_cost as _quadratic_cost  # noqa: F401
 from . import r1_penalty as _r1_penalty  # noqa: F401
+from . import semi_dual_loss as _semi_dual_loss  # noqa: F401
 from . import weak_quadratic_cost as _weak_quadratic_cost  # noqa: F401

@@ -1,18 +1,13 @@
-"""Helpers shared by the Triton kernels: accumulation type, autotune configs, d-splitting."""
+"""Helpers shared by the Triton kernels: accumulation type, scalar arguments, autotune configs."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import torch
 import triton
 import triton.language as tl
 from triton import knobs
-
-# Columns per program when one row is split across programs; a multiple of every BLOCK_D
-# below so that no chunk ends in a partial block except the last one.
-CHUNK = 4096
 
 
 def interpreting() -> bool:
@@ -55,29 +50,6 @@ def prune_blocks(size_arg: str) -> Callable[..., list[triton.Config]]:
     return prune
 
 
-@functools.cache
-def _target_programs(device: torch.device) -> int:
-    if device.type == "cuda":
-        # Two programs per SM hide the tail of an uneven split.
-        return 2 * torch.cuda.get_device_properties(device).multi_processor_count
-    # The interpreter gains nothing from splitting; a small target still runs the split path.
-    return 4
-
-
-def split_rows(rows: int, d: int, device: torch.device) -> tuple[int, int]:
-    """``(n_chunks, chunk)``: how many programs share one row of ``d`` columns.
-
-    Few long rows leave most of the GPU idle with one program per row, so each row is cut
-    into chunks of a multiple of CHUNK columns whose partial sums a second pass adds up.
-    """
-    target = _target_programs(device)
-    if rows >= target or d <= 2 * CHUNK:
-        return 1, d
-    n = min(triton.cdiv(target, rows), triton.cdiv(d, CHUNK))
-    chunk = triton.cdiv(triton.cdiv(d, n), CHUNK) * CHUNK
-    return triton.cdiv(d, chunk), chunk
-
-
 def acc_dtype(t: torch.Tensor) -> torch.dtype:
     """Accumulation dtype of the kernels: float64 for float64 inputs, else float32."""
     return torch.float64 if t.dtype == torch.float64 else torch.float32
@@ -100,39 +72,3 @@ def scalar_like(v, ref):
     plain Python floats under the interpreter; this rounds either once to the compute type.
     """
     return tl.sum(tl.zeros([1], dtype=ref.dtype) + v, axis=0).to(ref.dtype)
-
-
-@triton.jit
-def _finish_rows_kernel(
-    part_ptr,  # [R, n_chunks, TERMS] partial sums (accumulation dtype)
-    out_ptr,  # [R] results
-    n_chunks,
-    w0: tl.float64,
-    w1: tl.float64,
-    TERMS: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-):
-    row = tl.program_id(0).to(tl.int64)
-    base = part_ptr + row * n_chunks * TERMS
-    acc0 = tl.zeros([BLOCK_N], dtype=part_ptr.dtype.element_ty)
-    acc1 = tl.zeros([BLOCK_N], dtype=part_ptr.dtype.element_ty)
-    for s in range(0, n_chunks, BLOCK_N):
-        offs = s + tl.arange(0, BLOCK_N)
-        m = offs < n_chunks
-        acc0 += tl.load(base + offs * TERMS, mask=m, other=0.0)
-        if TERMS == 2:
-            acc1 += tl.load(base + offs * TERMS + 1, mask=m, other=0.0)
-    # Weights are float64 scalars when compiled (plain floats under the interpreter).
-    res = tl.sum(acc0, axis=0) * w0
-    if TERMS == 2:
-        res += tl.sum(acc1, axis=0) * w1
-    tl.store(out_ptr + row, res.to(out_ptr.dtype.element_ty))
-
-
-def finish_rows(part: torch.Tensor, out: torch.Tensor, w0: float, w1: float = 0.0) -> None:
-    """``out[r] = w0 * sum_c part[r, c, 0] + w1 * sum_c part[r, c, 1]`` (second pass of a split)."""
-    rows, n_chunks, terms = part.shape
-    block = min(1024, triton.next_power_of_2(n_chunks))
-    torch.library.wrap_triton(_finish_rows_kernel)[(rows,)](
-        part, out, n_chunks, w0, w1, TERMS=terms, BLOCK_N=block
-    )

@@ -14,7 +14,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from . import _utils
+from . import _launch, _utils
 from ._utils import scalar_like, to_acc
 
 
@@ -168,7 +168,7 @@ def energy_kernel_cost_triton(x: Tensor, y: Tensor, gamma: float, scale: float) 
     if b == 0:
         return out, norms
     # B * K programs already share the rows; split d only when even those are too few.
-    n_chunks, chunk = _utils.split_rows(b * k, d, x.device)
+    n_chunks, chunk = _launch.split_rows(b * k, d, x.device)
     part = x.new_empty((b, k, n_chunks), dtype=_utils.acc_dtype(x))
     wrap_triton(_energy_sq_dist_kernel)[(b * k, n_chunks)](x, y, part, z, k, d, chunk)
     # sum over z != z' counts every pair twice: spread weight 2 * gamma / 4 / (Z (Z - 1)).
@@ -195,11 +195,7 @@ def _energy_kernel_cost_backward_triton(
     grad, x, y, norms = grad.contiguous(), x.contiguous(), y.contiguous(), norms.contiguous()
     b, z, d = y.shape
     gx, gy = torch.empty_like(x), torch.empty_like(y)
-    if gx.numel() == 0:
-        return gx, gy
-
-    def grid(meta):
-        return (b * (z + 1), triton.cdiv(d, meta["BLOCK_D"]))
-
-    wrap_triton(_energy_bwd_kernel)[grid](grad, x, y, norms, gx, gy, z, norms.shape[1], d, gamma, scale)
+    # One program per output row (x, then each y_z) of each batch row, per block of d.
+    k = norms.shape[1]
+    _launch.blocks(_energy_bwd_kernel, b * (z + 1), d, grad, x, y, norms, gx, gy, z, k, d, gamma, scale)
     return gx, gy

@@ -6,9 +6,9 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import triton_op, wrap_triton
+from torch.library import triton_op
 
-from . import _utils
+from . import _launch, _utils
 from ._utils import to_acc
 
 
@@ -66,17 +66,8 @@ def _quadratic_cost_bwd_kernel(
 @triton_op("fastot::quadratic_cost_triton", mutates_args=())
 def quadratic_cost_triton(x: Tensor, y: Tensor, scale: float) -> Tensor:
     x, y = x.contiguous(), y.contiguous()
-    b, d = x.shape
-    out = x.new_empty(b)
-    if b == 0:
-        return out
-    n_chunks, chunk = _utils.split_rows(b, d, x.device)
-    if n_chunks == 1:
-        wrap_triton(_quadratic_cost_fwd_kernel)[(b, 1)](x, y, out, d, d, scale, DIRECT=True)
-        return out
-    part = x.new_empty((b, n_chunks, 1), dtype=_utils.acc_dtype(x))
-    wrap_triton(_quadratic_cost_fwd_kernel)[(b, n_chunks)](x, y, part, d, chunk, scale, DIRECT=False)
-    _utils.finish_rows(part, out, scale)
+    out = x.new_empty(x.shape[0])
+    _launch.row_sums(_quadratic_cost_fwd_kernel, out, x.shape[1], (x, y), weights=(scale,))
     return out
 
 
@@ -85,11 +76,5 @@ def _quadratic_cost_backward_triton(grad: Tensor, x: Tensor, y: Tensor, scale: f
     grad, x, y = grad.contiguous(), x.contiguous(), y.contiguous()
     b, d = x.shape
     out = torch.empty_like(x)
-    if out.numel() == 0:
-        return out
-
-    def grid(meta):
-        return (b, triton.cdiv(d, meta["BLOCK_D"]))
-
-    wrap_triton(_quadratic_cost_bwd_kernel)[grid](grad, x, y, out, d, scale)
+    _launch.blocks(_quadratic_cost_bwd_kernel, b, d, grad, x, y, out, d, scale)
     return out

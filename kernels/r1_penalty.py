@@ -6,24 +6,24 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import triton_op, wrap_triton
+from torch.library import triton_op
 
-from . import _utils
+from . import _launch, _utils
 from ._utils import scalar_like, to_acc
 
 
 @_utils.autotune(_utils.REDUCE_CONFIGS, "d")
 @triton.jit
 def _r1_penalty_fwd_kernel(
-    grad_ptr,  # [B * d] gradients, flattened: the penalty is one sum over all of them
-    out_ptr,  # DIRECT: [] penalty; else [n_chunks] partial sums (accumulation dtype)
+    grad_ptr,  # [1, B * d] gradients, flattened: the penalty is one sum over all of them
+    out_ptr,  # DIRECT: [1] penalty; else [1, n_chunks] partial sums (accumulation dtype)
     d,
     chunk,
     coef: tl.float64,
     DIRECT: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    c = tl.program_id(0).to(tl.int64)
+    c = tl.program_id(1).to(tl.int64)  # one row: program_id(0) is 0
     start = c * chunk
     end = tl.minimum(start + chunk, d)
     acc = to_acc(tl.zeros([BLOCK_D], dtype=grad_ptr.dtype.element_ty))
@@ -48,7 +48,7 @@ def _r1_penalty_bwd_kernel(
     w_over_b: tl.float64,
     BLOCK_D: tl.constexpr,
 ):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    offs = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
     m = offs < n
     go = to_acc(tl.load(grad_out_ptr))
     coef = scalar_like(w_over_b, go) * go
@@ -61,17 +61,10 @@ def r1_penalty_triton(grad: Tensor, weight: float) -> Tensor:
     if grad.shape[0] == 0:
         raise ValueError("grad is an empty batch; a mean over no samples is undefined")
     grad = grad.contiguous()
-    b, n = grad.shape[0], grad.numel()
     out = grad.new_empty(())
-    coef = 0.5 * weight / b
-    # One row of B * d values: split it like a long row so every SM takes a share.
-    n_chunks, chunk = _utils.split_rows(1, n, grad.device)
-    if n_chunks == 1:
-        wrap_triton(_r1_penalty_fwd_kernel)[(1,)](grad, out, n, n, coef, DIRECT=True)
-        return out
-    part = grad.new_empty((1, n_chunks, 1), dtype=_utils.acc_dtype(grad))
-    wrap_triton(_r1_penalty_fwd_kernel)[(n_chunks,)](grad, part, n, chunk, coef, DIRECT=False)
-    _utils.finish_rows(part, out.view(1), coef)
+    # One row of B * d values: split like a long row so every SM takes a share.
+    coef = 0.5 * weight / grad.shape[0]
+    _launch.row_sums(_r1_penalty_fwd_kernel, out.view(1), grad.numel(), (grad,), weights=(coef,))
     return out
 
 
@@ -82,9 +75,5 @@ def _r1_penalty_backward_triton(grad_out: Tensor, grad: Tensor, weight: float) -
     n = grad.numel()
     if n == 0:
         return out
-
-    def grid(meta):
-        return (triton.cdiv(n, meta["BLOCK_D"]),)
-
-    wrap_triton(_r1_penalty_bwd_kernel)[grid](grad_out, grad, out, n, weight / grad.shape[0])
+    _launch.blocks(_r1_penalty_bwd_kernel, 1, n, grad_out, grad, out, n, weight / grad.shape[0])
     return out

@@ -10,9 +10,9 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
-from torch.library import triton_op, wrap_triton
+from torch.library import triton_op
 
-from . import _utils
+from . import _launch, _utils
 from ._utils import scalar_like, to_acc
 
 
@@ -104,17 +104,9 @@ def weak_quadratic_cost_triton(x: Tensor, y: Tensor, gamma: float, scale: float)
     x, y = x.contiguous(), y.contiguous()
     b, z, d = y.shape
     out = x.new_empty(b)
-    if b == 0:
-        return out
     # cost = scale * (transport / (2 Z) - gamma / 2 * spread / (Z - 1))
-    w0, w1 = scale / (2.0 * z), -scale * 0.5 * gamma / (z - 1)
-    n_chunks, chunk = _utils.split_rows(b, d, x.device)
-    if n_chunks == 1:
-        wrap_triton(_weak_quadratic_cost_fwd_kernel)[(b, 1)](x, y, out, z, d, d, w0, w1, DIRECT=True)
-        return out
-    part = x.new_empty((b, n_chunks, 2), dtype=_utils.acc_dtype(x))
-    wrap_triton(_weak_quadratic_cost_fwd_kernel)[(b, n_chunks)](x, y, part, z, d, chunk, w0, w1, DIRECT=False)
-    _utils.finish_rows(part, out, w0, w1)
+    weights = (scale / (2.0 * z), -scale * 0.5 * gamma / (z - 1))
+    _launch.row_sums(_weak_quadratic_cost_fwd_kernel, out, d, (x, y), extra=(z,), weights=weights)
     return out
 
 
@@ -125,11 +117,5 @@ def _weak_quadratic_cost_backward_triton(
     grad, x, y = grad.contiguous(), x.contiguous(), y.contiguous()
     b, z, d = y.shape
     gx, gy = torch.empty_like(x), torch.empty_like(y)
-    if gx.numel() == 0:
-        return gx, gy
-
-    def grid(meta):
-        return (b, triton.cdiv(d, meta["BLOCK_D"]))
-
-    wrap_triton(_weak_quadratic_cost_bwd_kernel)[grid](grad, x, y, gx, gy, z, d, gamma, scale)
+    _launch.blocks(_weak_quadratic_cost_bwd_kernel, b, d, grad, x, y, gx, gy, z, d, gamma, scale)
     return gx, gy

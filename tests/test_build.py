@@ -62,8 +62,8 @@ def test_triton_kernels_compile_for_a_cuda_target():
         def mod(name):
             return importlib.import_module("fastot.kernels." + name)
 
-        qc, ps, r1, ut = mod("quadratic_cost"), mod("psi_star"), mod("r1_penalty"), mod("_utils")
-        wq, ek = mod("weak_quadratic_cost"), mod("energy_kernel_cost")
+        qc, ps, r1, la = mod("quadratic_cost"), mod("psi_star"), mod("r1_penalty"), mod("_launch")
+        wq, ek, sd = mod("weak_quadratic_cost"), mod("energy_kernel_cost"), mod("semi_dual_loss")
         FLOATS = {"scale", "coef", "w_over_b", "w0", "w1", "gamma", "alpha", "w_transport", "w_spread"}
 
         def build(kernel, constexprs, dt, acc_ptrs=()):
@@ -86,7 +86,7 @@ def test_triton_kernels_compile_for_a_cuda_target():
                 (qc._quadratic_cost_fwd_kernel, {"DIRECT": True, "BLOCK_D": 1024}, ()),
                 (qc._quadratic_cost_fwd_kernel, {"DIRECT": False, "BLOCK_D": 4096}, ("out_ptr",)),
                 (qc._quadratic_cost_bwd_kernel, {"BLOCK_D": 256}, ()),
-                (ut._finish_rows_kernel, {"TERMS": 2, "BLOCK_N": 16}, ("part_ptr",)),
+                (la._finish_rows_kernel, {"TERMS": 2, "BLOCK_N": 16}, ("part_ptr",)),
                 (r1._r1_penalty_fwd_kernel, {"DIRECT": False, "BLOCK_D": 1024}, ("out_ptr",)),
                 (r1._r1_penalty_bwd_kernel, {"BLOCK_D": 1024}, ()),
                 (wq._weak_quadratic_cost_fwd_kernel, {"DIRECT": True, "BLOCK_D": 1024}, ()),
@@ -94,7 +94,7 @@ def test_triton_kernels_compile_for_a_cuda_target():
                 (ek._energy_sq_dist_kernel, {"BLOCK_D": 1024}, ("part_ptr",)),
                 (ek._energy_finish_kernel, {"BLOCK_K": 64, "BLOCK_N": 16}, ("part_ptr", "norms_ptr")),
                 (ek._energy_bwd_kernel, {"BLOCK_D": 1024}, ("norms_ptr",)),
-                (ps._semi_dual_loss_kernel, {"SOURCE": 1, "TARGET": 3, "BLOCK": 1024}, ("part_ptr",)),
+                (sd._semi_dual_loss_kernel, {"SOURCE": 1, "TARGET": 3, "BLOCK": 1024}, ("part_ptr",)),
             ]
             jobs += [(ps._psi_star_kernel, {"KIND": kind, "BLOCK_D": 1024}, ()) for kind in range(5)]
             for kernel, constexprs, acc_ptrs in jobs:
