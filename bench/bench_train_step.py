@@ -4,10 +4,17 @@ At this size the networks are cheap, so per-op overhead (validation, dispatch, a
 the number of small kernels) is what the fused ops save. One step = one potential update (semi-dual
 loss with Psi* = kl on both sides, quadratic cost, R1 through the double backward) and one map
 update (cost - v(T(x, z))), each with its Adam step.
+
+The same step also runs while another process spins on one core, at 1 and 2 intra-op threads: the
+situation the trainer's default of one thread for vector data is for.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -75,6 +82,55 @@ def test_uotm_toy_step(benchmark: Any, provider: str, threads: int) -> None:
             "provider": provider,
             "threads": threads,
             "shape": f"B={BATCH} d={DIM} MLP {HIDDEN}",
+        },
+        None,
+    )
+
+
+@pytest.fixture
+def busy_core() -> Iterator[str]:
+    """A process spinning on one CPU (pinned to the last one this process may use) for the length
+    of a test, as a second job on the machine would; killed afterwards. Yields its description."""
+    cpus = (
+        sorted(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else list(range(os.cpu_count() or 1))
+    )
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs: one for the busy process, one at least for the step")
+    spin = "print(flush=True)\nwhile True:\n    pass"
+    proc = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # it is spinning from here on
+        where = "another process spinning"
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(proc.pid, {cpus[-1]})
+            where += f" on CPU {cpus[-1]}"
+        yield where
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"t{t}")
+@pytest.mark.parametrize("provider", ["eager", *fused_providers()])
+def test_uotm_toy_step_with_a_busy_core(benchmark: Any, provider: str, threads: int, busy_core: str) -> None:
+    """:func:`test_uotm_toy_step` while another process holds one core. With 2 threads one of
+    them shares that core, and every parallel region of the step waits for it."""
+    benchmark.group = f"train_step uotm toy B={BATCH} MLP {HIDDEN}, one core busy, threads={threads}"
+    with num_threads(threads):
+        step = uotm_step(provider)
+        time_callable(benchmark, step, warmup_rounds=3)
+    record(
+        benchmark,
+        {
+            "kind": "train",
+            "op": "uotm_step, one core busy",
+            "provider": provider,
+            "threads": threads,
+            "shape": f"B={BATCH} d={DIM} MLP {HIDDEN}",
+            "competing": busy_core,
         },
         None,
     )
