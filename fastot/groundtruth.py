@@ -46,6 +46,7 @@ class Measure:
 
     points: Tensor
     weights: Tensor
+    cell: float | None = None  # grid spacing when the points are a 1-D quadrature grid
 
     def __post_init__(self) -> None:
         self.points = torch.as_tensor(self.points, dtype=torch.float64)
@@ -59,8 +60,13 @@ class Measure:
         self.weights = self.weights / self.weights.sum()
 
     def sample(self, n: int, seed: int = 0) -> Tensor:
+        """n draws; a grid's draws are spread uniformly over their cells, so that estimators built on
+        nearest-neighbour distances see a continuous law rather than repeated points."""
         g = torch.Generator().manual_seed(seed)
-        return self.points[torch.multinomial(self.weights, n, replacement=True, generator=g)]
+        pts = self.points[torch.multinomial(self.weights, n, replacement=True, generator=g)]
+        if self.cell is not None:
+            pts = pts + self.cell * (torch.rand(pts.shape, generator=g, dtype=pts.dtype) - 0.5)
+        return pts
 
 
 def discretize(sampler: Any, n: int = 2000, seed: int = 0, span: float = 6.0) -> Measure:
@@ -80,7 +86,7 @@ def discretize(sampler: Any, n: int = 2000, seed: int = 0, span: float = 6.0) ->
         mid = 0.5 * (edges[1:] + edges[:-1])
         # Exact cell masses (CDF differences), not density * width: the tails keep their mass.
         cdf = (ws * 0.5 * (1 + torch.erf((edges[:, None] - mus) / (stds * math.sqrt(2))))).sum(1)
-        return Measure(mid, (cdf[1:] - cdf[:-1]).clamp_min(0))
+        return Measure(mid, (cdf[1:] - cdf[:-1]).clamp_min(0), cell=float(edges[1] - edges[0]))
     g = torch.Generator().manual_seed(seed)
     pts = sampler.sample(n, g).double()
     return Measure(pts, torch.full((n,), 1.0 / n, dtype=torch.float64))
@@ -252,6 +258,18 @@ class Toy:
 
     def pushforward(self) -> Measure:
         return self.target if self.solution is None else self.solution.pushforward()
+
+    def sample_pushforward(self, n: int, seed: int = 0) -> Tensor:
+        """Draws of T#mu: in 1-D, continuous source draws through the interpolated map; otherwise the
+        transported sample points themselves (without repeats while n allows)."""
+        if self.solution is None:
+            return self.target.sample(n, seed)
+        if self.source.points.shape[1] == 1:
+            return self.map(self.source.sample(n, seed))[:, None]
+        pf = self.solution.pushforward()
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randperm(len(pf.weights), generator=g)[:n]
+        return pf.points[idx]
 
     def map(self, x: Tensor) -> Tensor:
         """The exact 1-D map at ``x``."""
