@@ -15,6 +15,7 @@ interrupted sweep continues. Writes ``OUT/<budget>/<experiment>.md`` and ``.png`
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -338,7 +339,11 @@ def exact_metrics(name: str, run_dir: Path, cache: Path) -> tuple[dict[str, floa
     from fastot import groundtruth, metrics
 
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    key = cache / f"{run_dir.name.rsplit('-s', 1)[0]}.pt"
+    # Cached by the objective itself (data and algorithm), which the seeds of a row share.
+    spec = json.dumps(
+        OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["data", "algorithm"])), sort_keys=True
+    )
+    key = cache / f"{hashlib.sha1(spec.encode()).hexdigest()[:16]}.pt"
     if key.exists():
         toy = torch.load(key, weights_only=False)
     else:
