@@ -255,6 +255,7 @@ class Toy:
     target: Measure
     solution: Solution | None  # None: the optimum generates nu itself (balanced, or no cost)
     note: str
+    target_sampler: Any = None  # fresh draws of nu when the optimum is nu itself
 
     def pushforward(self) -> Measure:
         return self.target if self.solution is None else self.solution.pushforward()
@@ -263,6 +264,8 @@ class Toy:
         """Draws of T#mu: in 1-D, continuous source draws through the interpolated map; otherwise the
         transported sample points themselves (without repeats while n allows)."""
         if self.solution is None:
+            if self.target_sampler is not None:  # continuous draws, not repeats of a finite sample
+                return self.target_sampler.sample(n, torch.Generator().manual_seed(seed)).double()
             return self.target.sample(n, seed)
         if self.source.points.shape[1] == 1:
             return self.map(self.source.sample(n, seed))[:, None]
@@ -289,7 +292,8 @@ def toy_objective(cfg: Any, n: int = 2000, seed: int = 0) -> Toy:
     from fastot.data.registry import build_sampler
 
     source = discretize(build_sampler(dict(cfg.data.source), "data.source"), n, seed)
-    target = discretize(build_sampler(dict(cfg.data.target), "data.target"), n, seed + 1)
+    target_sampler = build_sampler(dict(cfg.data.target), "data.target")
+    target = discretize(target_sampler, n, seed + 1)
     algo = build_algorithm(dict(cfg.algorithm))
     kinds = (algo.psi_source, algo.psi_target)
     name = getattr(algo, "registered_name", algo.name)
@@ -299,7 +303,7 @@ def toy_objective(cfg: Any, n: int = 2000, seed: int = 0) -> Toy:
             "not": "balanced weak OT: T#mu = nu",
             "knot": "balanced weak OT: T#mu = nu",
         }.get(name, "no cost: the optimum generates nu" if algo.tau == 0 else "balanced OT: T#mu = nu")
-        return Toy(source, target, None, note)
+        return Toy(source, target, None, note, target_sampler)
     alpha = algo.alpha_max if algo.alpha_schedule != "constant" else algo.alpha
     sol = solve_semi_dual(source, target, algo.tau, algo.psi_source, algo.psi_target, alpha)
     note = f"semi-dual optimum ({algo.psi_source}/{algo.psi_target}, tau {algo.tau:g}, alpha {alpha:g})"
