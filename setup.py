@@ -66,8 +66,9 @@ print(
     f"DEBUG={DEBUG}, FASTOT_WERROR={WERROR}"
 )
 
+# csrc/*.cpp: the library and each op's schemas; csrc/cpu/*.cpp: the CPU kernels.
 cpu_sources = _rel(
-    [os.path.join(ROOT, "csrc", "fastot.cpp"), *glob.glob(os.path.join(ROOT, "csrc", "cpu", "*.cpp"))]
+    [*glob.glob(os.path.join(ROOT, "csrc", "*.cpp")), *glob.glob(os.path.join(ROOT, "csrc", "cpu", "*.cpp"))]
 )
 ext_modules = [
     cpp_extension.CppExtension(

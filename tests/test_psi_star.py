@@ -166,6 +166,13 @@ def test_unknown_kind_lists_the_kinds():
         fastot.psi_star(torch.zeros(3), "js")
 
 
+@pytest.mark.parametrize("backend", backends(*FUSED), indirect=True)
+def test_compiled_op_lists_the_kinds_of_python(backend):
+    # Each language lists the kinds once (C++: FASTOT_PSI_KINDS); the lists agree, in order.
+    with pytest.raises(ValueError, match=f"kind must be one of {', '.join(PSI_KINDS)}; got 'js'"):
+        backend.op("psi_star")(torch.zeros(3, device=backend.device), "js", 1.0)
+
+
 def test_empty_input(backend):
     assert fastot.psi_star(backend.to(torch.empty(0, 5)), "kl", backend=backend.name).shape == (0, 5)
 

@@ -4,10 +4,6 @@
 
 #include <ATen/ATen.h>
 
-#include <string>
-
-#include "math.h"
-
 namespace fastot {
 
 inline void check_float(const at::Tensor& t, const char* name) {
@@ -80,16 +76,6 @@ inline void check_r1_backward(const at::Tensor& grad_out, const at::Tensor& grad
 inline void check_energy_norms(const at::Tensor& norms, int64_t B, int64_t K) {
   TORCH_CHECK_VALUE(norms.dim() == 2 && norms.size(0) == B && norms.size(1) == K,
                     "norms must have shape [B, Z + Z (Z - 1) / 2], got ", norms.sizes());
-}
-
-inline PsiKind parse_psi_kind(const std::string& kind, const char* name) {
-  if (kind == "identity") return PsiKind::Identity;
-  if (kind == "kl") return PsiKind::KL;
-  if (kind == "chi2") return PsiKind::Chi2;
-  if (kind == "softplus") return PsiKind::Softplus;
-  if (kind == "softplus_unscaled") return PsiKind::SoftplusUnscaled;
-  TORCH_CHECK_VALUE(false, name, " must be one of identity, kl, chi2, softplus, softplus_unscaled; got '",
-                    kind, "'");
 }
 
 }  // namespace fastot

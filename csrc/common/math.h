@@ -1,5 +1,6 @@
 // Per-element math of the fastot ops, shared by the C++ CPU kernels and the CUDA
-// kernels so that the CPU tests exercise exactly the math the GPU runs.
+// kernels so that the CPU tests exercise exactly the math the GPU runs (the Psi* kinds
+// are in psi.h).
 #pragma once
 
 #include <cmath>
@@ -25,9 +26,6 @@
 #endif
 
 namespace fastot {
-
-// Order matches fastot.ops._reference.PSI_KINDS.
-enum class PsiKind : int32_t { Identity = 0, KL = 1, Chi2 = 2, Softplus = 3, SoftplusUnscaled = 4 };
 
 constexpr double kLog2 = 0.69314718055994530942;
 
@@ -104,50 +102,6 @@ FASTOT_HD void softplus_and_sigmoid(T s, T* softplus, T* sigmoid) {
   exp_and_expm1(-FASTOT_MATH(fabs)(s), &e, &em1);
   *softplus = (s > T(0) ? s : T(0)) + log1p_unit(e);
   *sigmoid = (s >= T(0) ? T(1) : e) / (T(1) + e);
-}
-
-// alpha * Psi*(t / alpha) and its derivative d/dt, in the accumulation type T.
-// kl overflows like exp: value and derivative become +inf for t / alpha > log(FLT_MAX)
-// (about 88.7 in float), never NaN.
-template <typename T>
-FASTOT_HD void psi_star_value_grad(PsiKind kind, T t, T alpha, T* value, T* grad) {
-  const T s = t / alpha;
-  switch (kind) {
-    case PsiKind::Identity:
-      *value = t;
-      *grad = T(1);
-      return;
-    case PsiKind::KL: {
-      T e, em1;
-      exp_and_expm1(s, &e, &em1);
-      *value = alpha * em1;
-      *grad = e;
-      return;
-    }
-    case PsiKind::Chi2: {
-      const T c = s < T(-2) ? T(-2) : s;  // max(s, -2), keeping NaN
-      const T grad_inside = T(0.5) * s + T(1);
-      *value = alpha * (T(0.25) * c * c + c);
-      *grad = s >= T(-2) ? grad_inside : T(0);
-      return;
-    }
-    case PsiKind::Softplus: {
-      T sp, sg;
-      softplus_and_sigmoid(s, &sp, &sg);
-      *value = alpha * (T(2) * sp - T(2 * kLog2));
-      *grad = T(2) * sg;
-      return;
-    }
-    case PsiKind::SoftplusUnscaled: {
-      T sp, sg;
-      softplus_and_sigmoid(s, &sp, &sg);
-      *value = alpha * sp;
-      *grad = sg;
-      return;
-    }
-  }
-  // NaN if a caller ever passes an unchecked kind: never a silent plausible number.
-  *value = *grad = t * T(NAN);
 }
 
 // 1 / n with the convention that the gradient of a norm at 0 is 0.

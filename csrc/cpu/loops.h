@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "../common/math.h"
+#include "../common/psi.h"
 #include "convert.h"
 #include "row_chunks.h"
 

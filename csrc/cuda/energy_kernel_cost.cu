@@ -5,7 +5,8 @@
 #include <tuple>
 
 #include "../common/checks.h"
-#include "common.cuh"
+#include "../common/math.h"
+#include "launch.cuh"
 
 namespace fastot::cuda {
 namespace {
@@ -163,23 +164,17 @@ std::tuple<at::Tensor, at::Tensor> energy_kernel_cost_forward(const at::Tensor& 
   at::Tensor out = at::empty({B}, x.options());
   at::Tensor norms = at::empty({B, K}, x.options().dtype(norm_dtype));
   if (B == 0) return {out, norms};
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "energy_kernel_cost_cuda", [&] {
     using acc = acc_t<scalar_t>;
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* yp = y.const_data_ptr<scalar_t>();
-    const bool vec = d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp);
-    with_vec<scalar_t>(vec, [&](auto v) {
+    with_vec<scalar_t>(d % kVec<scalar_t> == 0 && aligned16({xp, yp}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       const RowPlan plan = plan_rows(B, d, V, B * K);
-      at::Tensor partial = at::empty({plan.tasks() * K}, x.options().dtype(at::kDouble));
-      double* pp = partial.mutable_data_ptr<double>();
-      energy_sq_dist_kernel<scalar_t, V>
-          <<<grid(plan.blocks(plan.tasks() * K)), kThreads, 0, stream>>>(xp, yp, Z, K, plan, pp);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-      energy_finish_kernel<scalar_t><<<grid(B), kThreads, 0, stream>>>(
-          pp, plan.chunks, Z, K, gamma, scale, norms.mutable_data_ptr<acc>(), out.mutable_data_ptr<scalar_t>());
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      const Partials partial(true, plan.tasks() * K, x.options());
+      launch(energy_sq_dist_kernel<scalar_t, V>, plan.blocks(plan.tasks() * K), xp, yp, Z, K, plan, partial.ptr);
+      launch(energy_finish_kernel<scalar_t>, B, partial.ptr, plan.chunks, Z, K, gamma, scale,
+             norms.mutable_data_ptr<acc>(), out.mutable_data_ptr<scalar_t>());
     });
   });
   return {out, norms};
@@ -198,28 +193,22 @@ std::tuple<at::Tensor, at::Tensor> energy_kernel_cost_backward(const at::Tensor&
   const at::Tensor norms = norms_.to(x.device(), at::kDouble).contiguous();
   at::Tensor gx = at::empty(x.sizes(), x.options()), gy = at::empty(y.sizes(), y.options());
   if (x.numel() == 0) return {gx, gy};
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "energy_kernel_cost_backward_cuda",
                                   [&] {
     using acc = acc_t<scalar_t>;
     const auto acc_dtype = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
     at::Tensor coef = at::empty({B, K}, x.options().dtype(acc_dtype));
     acc* cp = coef.mutable_data_ptr<acc>();
-    energy_coef_kernel<acc><<<grid(ceil_div(B * K, kThreads)), kThreads, 0, stream>>>(
-        grad.const_data_ptr<double>(), norms.const_data_ptr<double>(), B, Z, K, gamma, scale, cp);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(energy_coef_kernel<acc>, ceil_div(B * K, kThreads), grad.const_data_ptr<double>(),
+           norms.const_data_ptr<double>(), B, Z, K, gamma, scale, cp);
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* yp = y.const_data_ptr<scalar_t>();
     scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
     scalar_t* gyp = gy.mutable_data_ptr<scalar_t>();
-    const bool vec =
-        d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp) && aligned16(gxp) && aligned16(gyp);
-    with_vec<scalar_t>(vec, [&](auto v) {
+    with_vec<scalar_t>(d % kVec<scalar_t> == 0 && aligned16({xp, yp, gxp, gyp}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       const RowPlan plan = plan_rows(B, d, V, B);
-      energy_backward_kernel<scalar_t, V>
-          <<<grid(plan.blocks(plan.tasks())), kThreads, 0, stream>>>(cp, xp, yp, Z, K, plan, gxp, gyp);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch(energy_backward_kernel<scalar_t, V>, plan.blocks(plan.tasks()), cp, xp, yp, Z, K, plan, gxp, gyp);
     });
   });
   return {gx, gy};

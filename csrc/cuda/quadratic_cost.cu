@@ -3,7 +3,7 @@
 #include <torch/library.h>
 
 #include "../common/checks.h"
-#include "common.cuh"
+#include "launch.cuh"
 
 namespace fastot::cuda {
 namespace {
@@ -84,29 +84,16 @@ at::Tensor quadratic_cost_forward(const at::Tensor& x_, const at::Tensor& y_, do
   const int64_t B = x.size(0), d = x.size(1);
   at::Tensor out = at::empty({B}, x.options());
   if (B == 0) return out;
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "quadratic_cost_cuda", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* yp = y.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const bool vec = d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp);
-    with_vec<scalar_t>(vec, [&](auto v) {
+    with_vec<scalar_t>(d % kVec<scalar_t> == 0 && aligned16({xp, yp}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       const RowPlan plan = plan_rows(B, d, V, B);
-      at::Tensor partial;
-      double* pp = nullptr;
-      if (plan.chunks > 1) {
-        partial = at::empty({plan.tasks()}, x.options().dtype(at::kDouble));
-        pp = partial.mutable_data_ptr<double>();
-      }
-      quadratic_cost_kernel<scalar_t, V>
-          <<<grid(plan.blocks(plan.tasks())), kThreads, 0, stream>>>(xp, yp, plan, scale, op, pp);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-      if (plan.chunks > 1) {
-        finish_rows_kernel<scalar_t>
-            <<<grid(ceil_div(B, kThreads)), kThreads, 0, stream>>>(pp, B, plan.chunks, scale, op);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      }
+      const Partials partial(plan.chunks > 1, plan.tasks(), x.options());
+      launch(quadratic_cost_kernel<scalar_t, V>, plan.blocks(plan.tasks()), xp, yp, plan, scale, op, partial.ptr);
+      if (partial.ptr) launch(finish_rows_kernel<scalar_t>, ceil_div(B, kThreads), partial.ptr, B, plan.chunks, scale, op);
     });
   });
   return out;
@@ -122,19 +109,16 @@ at::Tensor quadratic_cost_backward(const at::Tensor& grad_, const at::Tensor& x_
   const int64_t B = x.size(0), d = x.size(1);
   at::Tensor out = at::empty(x.sizes(), x.options());
   if (x.numel() == 0) return out;
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "quadratic_cost_backward_cuda",
                                   [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* yp = y.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const bool vec = d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp) && aligned16(op);
-    with_vec<scalar_t>(vec, [&](auto v) {
+    with_vec<scalar_t>(d % kVec<scalar_t> == 0 && aligned16({xp, yp, op}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       const RowPlan plan = plan_rows(B, d, V, B);
-      quadratic_cost_backward_kernel<scalar_t, V><<<grid(plan.blocks(plan.tasks())), kThreads, 0, stream>>>(
-          grad.const_data_ptr<double>(), xp, yp, plan, scale, op);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch(quadratic_cost_backward_kernel<scalar_t, V>, plan.blocks(plan.tasks()), grad.const_data_ptr<double>(),
+             xp, yp, plan, scale, op);
     });
   });
   return out;

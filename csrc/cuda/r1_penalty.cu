@@ -3,7 +3,7 @@
 #include <torch/library.h>
 
 #include "../common/checks.h"
-#include "common.cuh"
+#include "launch.cuh"
 
 namespace fastot::cuda {
 namespace {
@@ -83,25 +83,15 @@ at::Tensor r1_penalty_forward(const at::Tensor& grad_, double weight) {
   const at::Tensor grad = grad_.contiguous();
   const int64_t B = grad.size(0), n = grad.numel();
   at::Tensor out = at::empty({}, grad.options());
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "r1_penalty_cuda", [&] {
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    with_vec<scalar_t>(aligned16(gp), [&](auto v) {
+    with_vec<scalar_t>(aligned16({gp}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       const int64_t blocks = flat_blocks(ceil_div(n, V));
-      at::Tensor partial;
-      double* pp = nullptr;
-      if (blocks > 1) {
-        partial = at::empty({blocks}, grad.options().dtype(at::kDouble));
-        pp = partial.mutable_data_ptr<double>();
-      }
-      r1_penalty_kernel<scalar_t, V><<<grid(blocks), kThreads, 0, stream>>>(gp, n, weight, B, op, pp);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-      if (blocks > 1) {
-        r1_penalty_finish_kernel<scalar_t><<<1, kThreads, 0, stream>>>(pp, blocks, weight, B, op);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      }
+      const Partials partial(blocks > 1, blocks, grad.options());
+      launch(r1_penalty_kernel<scalar_t, V>, blocks, gp, n, weight, B, op, partial.ptr);
+      if (partial.ptr) launch(r1_penalty_finish_kernel<scalar_t>, 1, partial.ptr, blocks, weight, B, op);
     });
   });
   return out;
@@ -118,16 +108,15 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_out_, const at::Tensor& gr
   const bool on_host = grad_out_.is_cpu();
   const double grad_out_value = on_host ? grad_out_.item<double>() : 0.0;
   const at::Tensor grad_out = on_host ? at::Tensor() : grad_out_.to(grad.device(), at::kDouble).contiguous();
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "r1_penalty_backward_cuda",
                                   [&] {
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    with_vec<scalar_t>(aligned16(gp) && aligned16(op), [&](auto v) {
+    with_vec<scalar_t>(aligned16({gp, op}), [&](auto v) {
       constexpr int V = decltype(v)::value;
-      r1_penalty_backward_kernel<scalar_t, V><<<grid(flat_blocks(ceil_div(n, V))), kThreads, 0, stream>>>(
-          on_host ? nullptr : grad_out.const_data_ptr<double>(), grad_out_value, gp, n, weight, B, op);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      const double* grad_out_ptr = on_host ? nullptr : grad_out.const_data_ptr<double>();
+      launch(r1_penalty_backward_kernel<scalar_t, V>, flat_blocks(ceil_div(n, V)), grad_out_ptr, grad_out_value, gp,
+             n, weight, B, op);
     });
   });
   return out;

@@ -5,7 +5,7 @@
 #include <tuple>
 
 #include "../common/checks.h"
-#include "common.cuh"
+#include "launch.cuh"
 
 namespace fastot::cuda {
 namespace {
@@ -134,29 +134,19 @@ at::Tensor weak_quadratic_cost_forward(const at::Tensor& x_, const at::Tensor& y
   const int64_t B = x.size(0), Z = y.size(1), d = x.size(1);
   at::Tensor out = at::empty({B}, x.options());
   if (B == 0) return out;
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "weak_quadratic_cost_cuda", [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* yp = y.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    const bool vec = d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp);
-    with_vec<scalar_t>(vec, [&](auto v) {
+    with_vec<scalar_t>(d % kVec<scalar_t> == 0 && aligned16({xp, yp}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       const RowPlan plan = plan_rows(B, d, V, B);
-      at::Tensor partial;
-      double* pp = nullptr;
-      if (plan.chunks > 1) {
-        partial = at::empty({2 * plan.tasks()}, x.options().dtype(at::kDouble));
-        pp = partial.mutable_data_ptr<double>();
-      }
-      weak_quadratic_cost_kernel<scalar_t, V>
-          <<<grid(plan.blocks(plan.tasks())), kThreads, 0, stream>>>(xp, yp, Z, plan, gamma, scale, op, pp);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-      if (plan.chunks > 1) {
-        weak_quadratic_cost_finish_kernel<scalar_t>
-            <<<grid(ceil_div(B, kThreads)), kThreads, 0, stream>>>(pp, B, plan.chunks, Z, gamma, scale, op);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      }
+      const Partials partial(plan.chunks > 1, 2 * plan.tasks(), x.options());
+      launch(weak_quadratic_cost_kernel<scalar_t, V>, plan.blocks(plan.tasks()), xp, yp, Z, plan, gamma, scale, op,
+             partial.ptr);
+      if (partial.ptr)
+        launch(weak_quadratic_cost_finish_kernel<scalar_t>, ceil_div(B, kThreads), partial.ptr, B, plan.chunks, Z,
+               gamma, scale, op);
     });
   });
   return out;
@@ -173,22 +163,17 @@ std::tuple<at::Tensor, at::Tensor> weak_quadratic_cost_backward(const at::Tensor
   const int64_t B = x.size(0), Z = y.size(1), d = x.size(1);
   at::Tensor gx = at::empty(x.sizes(), x.options()), gy = at::empty(y.sizes(), y.options());
   if (x.numel() == 0) return {gx, gy};
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "weak_quadratic_cost_backward_cuda",
                                   [&] {
     const scalar_t* xp = x.const_data_ptr<scalar_t>();
     const scalar_t* yp = y.const_data_ptr<scalar_t>();
     scalar_t* gxp = gx.mutable_data_ptr<scalar_t>();
     scalar_t* gyp = gy.mutable_data_ptr<scalar_t>();
-    const bool vec =
-        d % kVec<scalar_t> == 0 && aligned16(xp) && aligned16(yp) && aligned16(gxp) && aligned16(gyp);
-    with_vec<scalar_t>(vec, [&](auto v) {
+    with_vec<scalar_t>(d % kVec<scalar_t> == 0 && aligned16({xp, yp, gxp, gyp}), [&](auto v) {
       constexpr int V = decltype(v)::value;
       const RowPlan plan = plan_rows(B, d, V, B);
-      weak_quadratic_cost_backward_kernel<scalar_t, V>
-          <<<grid(plan.blocks(plan.tasks())), kThreads, 0, stream>>>(grad.const_data_ptr<double>(), xp, yp, Z,
-                                                                      plan, gamma, scale, gxp, gyp);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch(weak_quadratic_cost_backward_kernel<scalar_t, V>, plan.blocks(plan.tasks()),
+             grad.const_data_ptr<double>(), xp, yp, Z, plan, gamma, scale, gxp, gyp);
     });
   });
   return {gx, gy};

@@ -11,7 +11,8 @@ from fastot.ops import _checks, _library
 from fastot.ops._backend import resolve
 from fastot.ops._library import Kernels, needs
 
-# The Psi* kinds, in the order of their codes in the kernels (Triton and C++ list them once each).
+# The Psi* kinds: the one Python list (the Triton kernels number the kinds by their position here);
+# the C++ list, FASTOT_PSI_KINDS in csrc/common/psi.h, keeps this order.
 PSI_KINDS = ("identity", "kl", "chi2", "softplus", "softplus_unscaled")
 
 _LOG2 = 0.6931471805599453
