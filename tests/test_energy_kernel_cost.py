@@ -3,27 +3,14 @@
 import pytest
 import torch
 from fastot_testing import CPU_FUSED, DTYPES, FUSED, assert_close, backends, make, shifted
-from weak_cost_tests import (  # noqa: F401  (the tests every weak cost passes)
-    WeakCost,
-    test_celeba_sized_row,
-    test_double_backward_raises,
-    test_empty_batch,
-    test_every_sample_count,
-    test_forward_backward_match_reference,
-    test_gamma_zero_is_accepted,
-    test_gradcheck,
-    test_mismatched_feature_shapes_rejected,
-    test_negative_or_nonfinite_gamma_rejected_identically_on_every_backend,
-    test_z_below_two_rejected,
-)
+from weak_cost_tests import WeakCost, WeakCostTests
 
 import fastot
 from fastot.ops.energy_kernel_cost import reference
 
 
-@pytest.fixture
-def weak() -> WeakCost:
-    return WeakCost("energy_kernel_cost", fastot.energy_kernel_cost, reference)
+class TestEnergyKernelCost(WeakCostTests):
+    weak = WeakCost("energy_kernel_cost", fastot.energy_kernel_cost, reference)
 
 
 def test_accurate_for_nearby_samples_at_image_size():

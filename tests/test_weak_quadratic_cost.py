@@ -3,27 +3,14 @@
 import pytest
 import torch
 from fastot_testing import CPU_FUSED, assert_close, backends, make, shifted
-from weak_cost_tests import (  # noqa: F401  (the tests every weak cost passes)
-    WeakCost,
-    test_celeba_sized_row,
-    test_double_backward_raises,
-    test_empty_batch,
-    test_every_sample_count,
-    test_forward_backward_match_reference,
-    test_gamma_zero_is_accepted,
-    test_gradcheck,
-    test_mismatched_feature_shapes_rejected,
-    test_negative_or_nonfinite_gamma_rejected_identically_on_every_backend,
-    test_z_below_two_rejected,
-)
+from weak_cost_tests import WeakCost, WeakCostTests
 
 import fastot
 from fastot.ops.weak_quadratic_cost import reference
 
 
-@pytest.fixture
-def weak() -> WeakCost:
-    return WeakCost("weak_quadratic_cost", fastot.weak_quadratic_cost, reference)
+class TestWeakQuadraticCost(WeakCostTests):
+    weak = WeakCost("weak_quadratic_cost", fastot.weak_quadratic_cost, reference)
 
 
 def test_gamma_zero_is_the_mean_strong_cost():
