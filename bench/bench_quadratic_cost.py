@@ -5,10 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _common import Case, image_cases, providers, run_case
+from _env import providers
+from _ops import IMAGE, Case, OpBench, Randn, image_cases, run_case
+from torch import Tensor
+
+import fastot
+from fastot.ops.quadratic_cost import reference
+
+SCALE = 1e-5  # tau (any non-negative value does the same work)
 
 
-@pytest.mark.parametrize("case", image_cases("quadratic_cost", batches=(16, 64)), ids=str)
+def _inputs(case: Case, randn: Randn) -> tuple[list[Tensor], list[Tensor]]:
+    x, y = randn(case.batch, *IMAGE), randn(case.batch, *IMAGE, grad=True)
+    return [x, y], [y]
+
+
+OP = OpBench(
+    "quadratic_cost",
+    inputs=_inputs,
+    public=lambda backend: lambda x, y: fastot.quadratic_cost(x, y, SCALE, backend=backend),
+    reference=lambda x, y: reference(x.flatten(1), y.flatten(1), SCALE),
+    # x, y -> [B]; backward reads x, y again and writes dy.
+    bytes_moved=lambda case: (2 + 3 * case.backward) * case.tensor_bytes,
+)
+
+
+@pytest.mark.parametrize("case", image_cases(batches=(16, 64)), ids=str)
 @pytest.mark.parametrize("provider", providers())
 def test_quadratic_cost(benchmark: Any, provider: str, case: Case) -> None:
-    run_case(benchmark, provider, case)
+    run_case(benchmark, OP, provider, case)

@@ -5,10 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _common import Case, image_cases, providers, run_case
+from _env import providers
+from _ops import IMAGE, Case, OpBench, Randn, image_cases, run_case
+from torch import Tensor
+
+import fastot
+from fastot.ops.r1_penalty import reference
+
+WEIGHT = 0.2  # the papers' R1 weight
 
 
-@pytest.mark.parametrize("case", image_cases("r1_penalty", batches=(16, 64)), ids=str)
+def _inputs(case: Case, randn: Randn) -> tuple[list[Tensor], list[Tensor]]:
+    grad = randn(case.batch, *IMAGE, grad=True)
+    return [grad], [grad]
+
+
+OP = OpBench(
+    "r1_penalty",
+    inputs=_inputs,
+    public=lambda backend: lambda g: fastot.r1_penalty(g, WEIGHT, backend=backend),
+    reference=lambda g: reference(g.flatten(1), WEIGHT),
+    # grad -> scalar; backward reads grad again and writes d grad.
+    bytes_moved=lambda case: (1 + 2 * case.backward) * case.tensor_bytes,
+)
+
+
+@pytest.mark.parametrize("case", image_cases(batches=(16, 64)), ids=str)
 @pytest.mark.parametrize("provider", providers())
 def test_r1_penalty(benchmark: Any, provider: str, case: Case) -> None:
-    run_case(benchmark, provider, case)
+    run_case(benchmark, OP, provider, case)

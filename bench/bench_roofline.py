@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import torch
-from _common import DEVICE, THREADS, num_threads, record, synchronize, time_callable
+from _env import DEVICE, THREADS, num_threads, synchronize
+from _timing import record, time_callable
 
 MIB = 1 << 20
 ARRAY_BYTES = 256 * MIB

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 import torch
-from _common import THREADS, fused_providers, num_threads, record, time_callable
+from _env import THREADS, fused_providers, num_threads
+from _timing import record, time_callable
 from torch import nn
 
 import fastot

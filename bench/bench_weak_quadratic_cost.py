@@ -9,10 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from _common import Case, image_cases, providers, run_case
+from _env import providers
+from _ops import Case, image_cases, run_case
+from _weak_costs import weak_cost
+
+import fastot
+from fastot.ops.weak_quadratic_cost import reference
+
+OP = weak_cost("weak_quadratic_cost", fastot.weak_quadratic_cost, reference)
 
 
-@pytest.mark.parametrize("case", image_cases("weak_quadratic_cost", batches=(16,), zs=(4, 8)), ids=str)
+@pytest.mark.parametrize("case", image_cases(batches=(16,), zs=(4, 8)), ids=str)
 @pytest.mark.parametrize("provider", providers())
 def test_weak_quadratic_cost(benchmark: Any, provider: str, case: Case) -> None:
-    run_case(benchmark, provider, case)
+    run_case(benchmark, OP, provider, case)
