@@ -24,6 +24,16 @@ from fastot.train import loop
 from fastot.train.__main__ import main
 from fastot.train.errors import ConfigError
 
+
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal():
+    # A script that starts the suite in the background (`cmd &`) hands it SIGINT ignored, and the
+    # trainer rightly leaves ignored signals alone; these tests need Ctrl-C's default handling.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 # A few iterations of the 1-d toy with narrow networks: each run takes well under a second.
 FAST = [
     "--preset",
