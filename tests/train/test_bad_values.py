@@ -10,8 +10,6 @@ import torch
 from fastot_testing import run_python
 
 import fastot
-from fastot.nn import POTENTIALS, register_potential
-from fastot.nn.toy import MLPPotential
 from fastot.train import checkpoint as ckpt
 from fastot.train.__main__ import main
 from fastot.train.config import load_config
@@ -88,26 +86,6 @@ def test_seed_abc_from_the_shell_has_no_traceback(tmp_path):
     ]
 
 
-class _NaNAfter(MLPPotential):
-    """A potential that returns NaN from its ``calls``-th call on."""
-
-    def __init__(self, dim: int, calls: int = 30) -> None:
-        super().__init__(dim, width=8)
-        self.left = calls
-
-    def forward(self, y):
-        self.left -= 1
-        out = super().forward(y)
-        return out if self.left > 0 else out * float("nan")
-
-
-@pytest.fixture
-def nan_potential():
-    register_potential("test_nan_after_steps")(_NaNAfter)
-    yield
-    POTENTIALS.pop("test_nan_after_steps")
-
-
 def test_divergence_step_counts_like_the_logs(nan_potential, tmp_path, capsys):
     # uotm-outlier-1d without R1: 5 potential steps of 2 potential calls and 1 map step of 1 call, 11
     # calls per step; call 40 falls in the 4th step. Steps 1-3 are logged (log_every=1): step 4 diverged.
@@ -117,7 +95,7 @@ def test_divergence_step_counts_like_the_logs(nan_potential, tmp_path, capsys):
         str(out),
         "train.progress=false",
         "train.threads=1",
-        "networks.potential={name: test_nan_after_steps, calls: 40}",
+        "networks.potential={name: test_nan_after, calls: 40}",
         "algorithm.regularizer=none",
         "train.iterations=20",
         "train.log_every=1",

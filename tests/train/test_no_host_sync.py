@@ -21,8 +21,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastot.algorithms import StepContext
 from fastot.data.toy import Gaussian
-from fastot.nn import POTENTIALS, register_potential
-from fastot.nn.toy import MLPPotential
 from fastot.train import checkpoint as ckpt
 from fastot.train import loop
 from fastot.train.__main__ import main
@@ -198,26 +196,6 @@ def test_loss_watch_stays_bounded_without_checks(monkeypatch):
     assert watch.found == (7, "map loss", pytest.approx(math.nan, nan_ok=True))  # scanned on the way
 
 
-class _NaNAfter(MLPPotential):
-    """A potential that returns NaN from its ``calls``-th call on."""
-
-    def __init__(self, dim: int, calls: int = 30) -> None:
-        super().__init__(dim, width=8)
-        self.left = calls
-
-    def forward(self, y):
-        self.left -= 1
-        out = super().forward(y)
-        return out if self.left > 0 else out * float("nan")
-
-
-@pytest.fixture
-def nan_potential():
-    register_potential("test_nan_after_calls")(_NaNAfter)
-    yield
-    POTENTIALS.pop("test_nan_after_calls")
-
-
 def _nan_argv(out: Path, *extra: str) -> list[str]:
     # uotm-outlier-1d without R1: 11 potential calls per step; call 40 falls in step 4.
     return [
@@ -225,7 +203,7 @@ def _nan_argv(out: Path, *extra: str) -> list[str]:
         str(out),
         "train.progress=false",
         "train.threads=1",
-        "networks.potential={name: test_nan_after_calls, calls: 40}",
+        "networks.potential={name: test_nan_after, calls: 40}",
         "algorithm.regularizer=none",
         "train.iterations=20",
         "train.batch_size=16",
@@ -251,7 +229,7 @@ def test_divergence_found_at_a_later_checkpoint_names_its_step(nan_potential, tm
 def test_no_checkpoint_is_written_from_non_finite_weights(nan_potential, tmp_path):
     cfg = load_config(
         None,
-        ["networks.potential={name: test_nan_after_calls, calls: 2}", "train.iterations=4", *FAST],
+        ["networks.potential={name: test_nan_after, calls: 2}", "train.iterations=4", *FAST],
     )
     run = Run(cfg, tmp_path)
     run.iteration(0)  # v(T(x, z)) of the first update is NaN: the weights follow

@@ -14,7 +14,6 @@ from image_files import cifar_batches, image_folder, mnist_images, rgb, write_id
 from torch import nn
 
 from fastot.nn import POTENTIALS, register_potential
-from fastot.nn.toy import MLPPotential
 from fastot.sample import main as sample_main
 from fastot.train import checkpoint as ckpt
 from fastot.train.__main__ import main
@@ -225,26 +224,6 @@ def test_resume_matches_uninterrupted_run_bit_for_bit(preset, extra, tmp_path):
     assert strip == strip_b and [r["step"] for r in strip] == [3, 6, 9, 10]
     with np.load(full / "samples.npz") as x, np.load(part / "samples.npz") as y:
         np.testing.assert_array_equal(x["y"], y["y"])
-
-
-class _NaNAfter(MLPPotential):
-    """A potential that starts returning NaN after a fixed number of calls."""
-
-    def __init__(self, dim: int, calls: int = 30) -> None:
-        super().__init__(dim, width=8)
-        self.calls, self.left = calls, calls
-
-    def forward(self, y):
-        self.left -= 1
-        out = super().forward(y)
-        return out if self.left > 0 else out * float("nan")
-
-
-@pytest.fixture
-def nan_potential():
-    register_potential("test_nan_after")(_NaNAfter)
-    yield
-    POTENTIALS.pop("test_nan_after")
 
 
 def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(nan_potential, tmp_path, capsys):
