@@ -71,21 +71,20 @@ def uotm_step(backend: str) -> Any:
 @pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"t{t}")
 @pytest.mark.parametrize("provider", ["eager", *fused_providers()])
 def test_uotm_toy_step(benchmark: Any, provider: str, threads: int) -> None:
-    benchmark.group = f"train_step uotm toy B={BATCH} MLP {HIDDEN} threads={threads}"
+    _time_uotm_step(benchmark, provider, threads)
+
+
+def _time_uotm_step(benchmark: Any, provider: str, threads: int, competing: str | None = None) -> None:
+    busy = "" if competing is None else ", one core busy"
+    benchmark.group = f"train_step uotm toy B={BATCH} MLP {HIDDEN}{busy} threads={threads}"
     with num_threads(threads):
         step = uotm_step(provider)
         time_callable(benchmark, step, warmup_rounds=3)
-    record(
-        benchmark,
-        {
-            "kind": "train",
-            "op": "uotm_step",
-            "provider": provider,
-            "threads": threads,
-            "shape": f"B={BATCH} d={DIM} MLP {HIDDEN}",
-        },
-        None,
-    )
+    meta = {"kind": "train", "op": f"uotm_step{busy}", "provider": provider, "threads": threads}
+    meta["shape"] = f"B={BATCH} d={DIM} MLP {HIDDEN}"
+    if competing is not None:
+        meta["competing"] = competing
+    record(benchmark, meta, None)
 
 
 @pytest.fixture
@@ -119,22 +118,7 @@ def busy_core() -> Iterator[str]:
 def test_uotm_toy_step_with_a_busy_core(benchmark: Any, provider: str, threads: int, busy_core: str) -> None:
     """:func:`test_uotm_toy_step` while another process holds one core. With 2 threads one of
     them shares that core, and every parallel region of the step waits for it."""
-    benchmark.group = f"train_step uotm toy B={BATCH} MLP {HIDDEN}, one core busy, threads={threads}"
-    with num_threads(threads):
-        step = uotm_step(provider)
-        time_callable(benchmark, step, warmup_rounds=3)
-    record(
-        benchmark,
-        {
-            "kind": "train",
-            "op": "uotm_step, one core busy",
-            "provider": provider,
-            "threads": threads,
-            "shape": f"B={BATCH} d={DIM} MLP {HIDDEN}",
-            "competing": busy_core,
-        },
-        None,
-    )
+    _time_uotm_step(benchmark, provider, threads, busy_core)
 
 
 # The networks and losses of the image presets: (map, potential, image size, tau, R1 weight).
@@ -148,7 +132,7 @@ def image_step(preset: str, backend: str) -> Any:
     """One UOTM iteration (potential update with R1, then map update) of ``preset``'s networks and
     losses at batch 2, every fastot op on ``backend``."""
     from fastot.algorithms import StepContext, build_algorithm
-    from fastot.data.images import GaussianImage
+    from fastot.data.noise import GaussianImage
     from fastot.nn import build_map, build_potential
 
     map_name, pot_name, size, tau, r1 = IMAGE_PRESETS[preset]

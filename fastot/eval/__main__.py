@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _stats(args, extractor: FeatureExtractor) -> dict:
-    from fastot.data.images import open_dataset
+    from fastot.data.datasets import open_dataset
     from fastot.eval.fid import dataset_batches, extract, save_stats
 
     dataset = open_dataset(args.data, args.size)
@@ -104,7 +104,7 @@ def _fid(args, extractor: FeatureExtractor) -> dict:
         batches = iter_generated(args.run, args.n, args.batch_size, args.seed, args.device)
         quantize = True
     else:
-        from fastot.data.images import open_dataset
+        from fastot.data.datasets import open_dataset
 
         batches = dataset_batches(open_dataset(args.images), args.batch_size, args.num_workers)
         quantize = False

@@ -260,7 +260,7 @@ def reference_features(
         with np.load(p) as f:
             n = int(f["n"]) if "n" in f else (len(features) if features is not None else 0)
         return Extracted(mu, sigma, n, features)
-    from fastot.data.images import open_dataset
+    from fastot.data.datasets import open_dataset
 
     dataset = open_dataset(p, size)
     batches = dataset_batches(dataset, batch_size, num_workers)

@@ -11,8 +11,9 @@ import pytest
 from image_files import rgb
 from PIL import Image
 
-from fastot.data import images as I
+from fastot.data.dataset_samplers import image_folder
 from fastot.data.formats import CorruptImageError, decode_image
+from fastot.data.loader import CorruptImageWarning
 
 
 def bomb_png(width: int = 20000, height: int = 10000) -> bytes:
@@ -44,8 +45,8 @@ def test_training_stream_skips_and_counts_it(tmp_path):
     for i in range(4):
         Image.fromarray(rgb(8, 8, i + 1)).save(root / f"ok{i}.png")
     (root / "bomb.png").write_bytes(bomb_png())
-    s = I.image_folder(str(root), size=8, seed=0)
-    with pytest.warns(I.CorruptImageWarning, match=r"bomb\.png"):
+    s = image_folder(str(root), size=8, seed=0)
+    with pytest.warns(CorruptImageWarning, match=r"bomb\.png"):
         x = np.concatenate([s.sample(4).numpy() for _ in range(3)])  # 12 images: over two epochs of 5
     assert x.shape == (12, 3, 8, 8)
     assert len(s.corrupt) == 1 and s.skipped >= 2

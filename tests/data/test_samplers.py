@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from fastot.data import SAMPLERS, build_sampler, ou_parameters, ou_solution
-from fastot.data.images import IMAGE_SAMPLERS
+from fastot.data import IMAGE_SAMPLERS, SAMPLERS, build_sampler, ou_parameters, ou_solution
 from fastot.train.errors import ConfigError
 
 N = 200_000
