@@ -198,31 +198,17 @@ EXPERIMENTS: dict[str, Experiment] = {
         "UOTM paper, Fig. 2 (Sec. 5.1)",
         [
             Row(
-                "OTM, std 0.5 (paper text)",
-                "otm-outlier-1d",
+                f"{name}, {std}",
+                f"{preset}{suffix}",
                 cpu=_iters(1500),
                 paper=_iters(6250),
-                paper_value=OTM_FIG2,
-            ),
-            Row(
-                "UOTM, std 0.5 (paper text)",
-                "uotm-outlier-1d",
-                cpu=_iters(1500),
-                paper=_iters(6250),
-                paper_value=UOTM_FIG2,
-            ),
-            Row(
-                "OTM, std 0.1 (reference code)",
-                "otm-outlier-1d-reference",
-                cpu=_iters(1500),
-                paper=_iters(6250),
-            ),
-            Row(
-                "UOTM, std 0.1 (reference code)",
-                "uotm-outlier-1d-reference",
-                cpu=_iters(1500),
-                paper=_iters(6250),
-            ),
+                paper_value=claim if suffix == "" else "—",
+            )
+            for suffix, std in (("", "std 0.5 (paper text)"), ("-reference", "std 0.1 (reference code)"))
+            for name, preset, claim in (
+                ("OTM", "otm-outlier-1d", OTM_FIG2),
+                ("UOTM", "uotm-outlier-1d", UOTM_FIG2),
+            )
         ],
         _outlier,
         ms_per_iteration=45.0,

@@ -1,7 +1,7 @@
 """Readers for on-disk image formats: image files, CIFAR-10 python batches, MNIST idx files, LMDB.
 
 Everything here returns uint8 arrays (``[H, W, C]`` per image, or ``[N, H, W, C]`` for whole
-datasets); scaling, resizing to the training size and flips live in :mod:`fastot.data.images`.
+datasets); scaling, resizing to the training size and flips live in :mod:`fastot.data.transforms`.
 Errors name the path at fault.
 """
 
