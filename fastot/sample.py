@@ -12,25 +12,20 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from fastot.errors import ConfigError
+from fastot.sampling import load_map, report_warnings
+from fastot.train.config import intra_op_threads
 
 
 def sample_run(run_dir: Path, n: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    from fastot.train import checkpoint as ckpt
-    from fastot.train.config import load_config
-    from fastot.train.errors import ConfigError
-    from fastot.train.evaluate import generate
-    from fastot.train.loop import Run
-
-    if not run_dir.is_dir():
-        raise ConfigError("run", f"{run_dir} is not a run directory (it does not exist)")
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise ConfigError("run", f"{run_dir} is not a run directory ({cfg_path.name} not found)")
-    cfg = load_config(None, [], path=cfg_path)
-    loaded = ckpt.load_latest(run_dir, "run")
-    run = Run(cfg, run_dir)
-    run.load_state_dict(loaded.state)
-    x, y = generate(run.sampling_map, run.source, n, cfg.eval.seed if seed is None else seed)
+    """``n`` pairs (x, T(x, z)) of the run's sampling map; ``seed`` defaults to the run's eval.seed."""
+    trained = load_map(run_dir)
+    threads = intra_op_threads(trained.config)
+    if threads:  # the run's own setting: the trainer drew its samples on these threads
+        torch.set_num_threads(threads)
+    x, y = trained.generate(n, trained.config.eval.seed if seed is None else seed)
     return x.numpy(), y.numpy()
 
 
@@ -41,9 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=None, help="default: the run's eval.seed")
     args = p.parse_args(argv)
-    from fastot.train.checkpoint import report_warnings
-    from fastot.train.errors import ConfigError
-
     try:
         if args.n <= 0:
             raise ConfigError("n", f"must be positive, got {args.n}")

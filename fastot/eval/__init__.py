@@ -1,5 +1,8 @@
-"""Evaluation of image runs with the FID Inception v3 network (``python -m fastot.eval``): FID,
-improved precision and recall, Inception Score."""
+"""Image metrics with the FID Inception v3 network: FID, improved precision and recall, Inception Score.
+
+The metrics layer, below the trainer (which logs FID during training); ``python -m fastot.eval``
+(:mod:`fastot.eval.__main__`) is the command line on top, drawing a run's samples through
+:mod:`fastot.sampling`."""
 
 from fastot.eval.fid import (
     FeatureExtractor,
@@ -10,7 +13,6 @@ from fastot.eval.fid import (
     reference_statistics,
     save_stats,
 )
-from fastot.eval.generate import generate_images, iter_generated
 from fastot.eval.inception_score import inception_score, inception_score_of_logits
 from fastot.eval.precision_recall import knn_radii, precision_recall
 
@@ -19,10 +21,8 @@ __all__ = [
     "compute_statistics",
     "extract",
     "frechet_distance",
-    "generate_images",
     "inception_score",
     "inception_score_of_logits",
-    "iter_generated",
     "knn_radii",
     "load_stats",
     "precision_recall",

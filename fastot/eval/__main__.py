@@ -18,7 +18,9 @@ import json
 import sys
 from pathlib import Path
 
+from fastot.errors import ConfigError
 from fastot.eval.fid import FeatureExtractor
+from fastot.sampling import iter_generated, report_warnings
 
 PROG = "fastot.eval"
 METRICS = ("fid", "pr", "is")
@@ -84,8 +86,6 @@ def _stats(args, extractor: FeatureExtractor) -> dict:
 
 
 def _metrics(text: str) -> list[str]:
-    from fastot.train.errors import ConfigError
-
     names = [m.strip().lower() for m in text.split(",") if m.strip()]
     for m in names:
         if m not in METRICS:
@@ -99,8 +99,6 @@ def _fid(args, extractor: FeatureExtractor) -> dict:
     from fastot.eval.fid import dataset_batches, extract, frechet_distance, reference_features
 
     if args.run is not None:
-        from fastot.eval.generate import iter_generated
-
         batches = iter_generated(args.run, args.n, args.batch_size, args.seed, args.device)
         quantize = True
     else:
@@ -147,8 +145,6 @@ def _fid(args, extractor: FeatureExtractor) -> dict:
 def main(argv: list[str] | None = None, extractor: FeatureExtractor | None = None) -> int:
     """Run the CLI; ``extractor`` replaces the FID Inception (a stand-in for tests)."""
     args = _parser().parse_args(argv)
-    from fastot.train.errors import ConfigError
-
     try:
         for name in ("batch_size", "n", "limit", "k", "is_splits"):
             value = getattr(args, name, None)
@@ -164,7 +160,8 @@ def main(argv: list[str] | None = None, extractor: FeatureExtractor | None = Non
             from fastot.eval.fid import inception_extractor
 
             extractor = inception_extractor(args.weights, args.device)
-        result = _stats(args, extractor) if args.command == "stats" else _fid(args, extractor)
+        with report_warnings(PROG):
+            result = _stats(args, extractor) if args.command == "stats" else _fid(args, extractor)
     except (ConfigError, FileNotFoundError, ImportError, ValueError) as e:  # ValueError: corrupt images too
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""Sampling from a trained map and the end-of-run metrics chosen by ``eval.metrics``."""
+"""The end-of-run metrics chosen by ``eval.metrics`` and FID during training (samples come from
+:mod:`fastot.sampling`, which evaluation and ``fastot.sample`` draw them with too)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,15 @@ from torch import Tensor, nn
 
 from fastot import metrics as M
 from fastot.data.ou import OUTarget, ou_solution
-from fastot.train.errors import ConfigError
+from fastot.errors import ConfigError
+from fastot.eval import fid
+from fastot.eval.inception import WeightsError
+from fastot.sampling import generate, generate_batches
+
+# generate is re-exported: the training loop draws its samples through this module.
+__all__ = ["METRICS", "PeriodicFID", "check_metrics", "compute_metrics", "generate"]
 
 METRICS = ("kl_knn", "energy", "modes", "monotonicity", "ou_symkl")
-
-
-@torch.no_grad()
-def generate(net: nn.Module, source: Any, n: int, seed: int, chunk: int = 4096) -> tuple[Tensor, Tensor]:
-    """n pairs (x, T(x, z)) with x from the source, drawn from their own seeded generator."""
-    g = torch.Generator().manual_seed(seed)
-    was_training = net.training
-    net.eval()
-    xs, ys = [], []
-    z_dim = getattr(net, "z_dim", 0)
-    for i in range(0, n, chunk):
-        m = min(chunk, n - i)
-        x = source.sample(m, g)
-        z = torch.randn(m, z_dim, generator=g) if z_dim else None
-        dev = next(net.parameters()).device
-        xs.append(x)
-        ys.append(net(x.to(dev), None if z is None else z.to(dev)).cpu())
-    net.train(was_training)
-    return torch.cat(xs), torch.cat(ys)
 
 
 def check_metrics(names: list[str]) -> None:
@@ -79,9 +67,6 @@ class PeriodicFID:
     missing weight file or reference fails before any training."""
 
     def __init__(self, cfg: Any, device: torch.device) -> None:
-        from fastot.eval import fid
-        from fastot.eval.inception import WeightsError
-
         try:
             self.extractor = fid.inception_extractor(cfg.eval.inception_weights, device)
         except (FileNotFoundError, WeightsError) as e:
@@ -91,11 +76,6 @@ class PeriodicFID:
         self.n, self.seed = int(cfg.eval.fid_n), int(cfg.eval.seed)
 
     def __call__(self, net: nn.Module, source: Any, batch: int = 100) -> float:
-        from fastot.eval import fid
-
-        batches = (
-            generate(net, source, min(batch, self.n - start), self.seed * 1_000_003 + b)[1]
-            for b, start in enumerate(range(0, self.n, batch))
-        )
+        batches = generate_batches(net, source, self.n, batch, self.seed)
         mu, sigma, _ = fid.compute_statistics(batches, self.extractor, self.device)
         return fid.frechet_distance(mu, sigma, self.mu, self.sigma)

@@ -15,8 +15,8 @@ from torch import nn
 from fastot.eval import fid as FID
 from fastot.eval import inception as INC
 from fastot.eval.__main__ import main
-from fastot.eval.generate import generate_images
 from fastot.nn import MAPS, POTENTIALS, register_map, register_potential
+from fastot.sampling import generate_images
 
 
 def _spd(d: int, seed: int) -> np.ndarray:
