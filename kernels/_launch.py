@@ -2,8 +2,11 @@
 
 Two grids serve all the ops. A row reduction runs one program per row, or per (row, chunk of
 columns) when the rows are too few to fill the GPU; a second pass adds the chunks' partial sums.
-An elementwise kernel runs one program per (row, block of columns), the block size autotuned.
-Kernels index rows with ``tl.program_id(0)`` and chunks or blocks with ``tl.program_id(1)``.
+An elementwise kernel runs one program per (row, block of columns), the block size autotuned, on
+a one-dimensional grid: CUDA allows 2^31 - 1 programs on axis 0 but only 65,535 on axes 1 and 2,
+fewer than the blocks of one long row (a flattened [64, 3, 256, 256] gradient has 49,152 blocks of
+256). Reductions index rows with ``tl.program_id(0)`` and chunks with ``tl.program_id(1)`` (a row
+has at most a few chunks); elementwise kernels get their row and columns from :func:`row_block`.
 """
 
 from __future__ import annotations
@@ -67,15 +70,41 @@ def row_sums(
     finish_rows(part, out, *weights)
 
 
+# CUDA's limit on the programs of grid axis 0 (axes 1 and 2 allow 65,535).
+MAX_PROGRAMS = 2**31 - 1
+
+
+def block_grid(rows: int, n: int, block: int) -> tuple[int]:
+    """The one-dimensional grid of :func:`blocks`: ``rows`` times the blocks of ``n`` columns."""
+    programs = rows * triton.cdiv(n, block)
+    if programs > MAX_PROGRAMS:
+        raise ValueError(
+            f"{rows} rows of {n} columns in blocks of {block} need {programs} programs; "
+            f"a launch allows {MAX_PROGRAMS}"
+        )
+    return (programs,)
+
+
 def blocks(kernel, rows: int, n: int, *args, **constexprs) -> None:
-    """Launch ``kernel(*args, **constexprs)`` on one program per (row, block of BLOCK_D of n columns)."""
+    """Launch ``kernel(*args, **constexprs)`` on one program per (row, block of BLOCK_D of n columns).
+
+    The kernel finds its row and columns with :func:`row_block` on the same ``n``.
+    """
     if rows * n == 0:
         return
 
     def grid(meta):
-        return (rows, triton.cdiv(n, meta["BLOCK_D"]))
+        return block_grid(rows, n, meta["BLOCK_D"])
 
     wrap_triton(kernel)[grid](*args, **constexprs)
+
+
+@triton.jit
+def row_block(n, BLOCK_D: tl.constexpr):
+    """``(row, offs)`` of this program of :func:`blocks`: the row (int64) and its columns."""
+    pid = tl.program_id(0).to(tl.int64)
+    per_row = tl.cdiv(n, BLOCK_D)
+    return pid // per_row, (pid % per_row) * BLOCK_D + tl.arange(0, BLOCK_D)
 
 
 @triton.jit

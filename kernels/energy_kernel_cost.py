@@ -125,10 +125,9 @@ def _energy_bwd_kernel(
 ):
     # a_z = g s / (2 Z ||x - y_z||), b_zw = g s gamma / (2 Z (Z - 1) ||y_z - y_w||); 0 where a norm is 0.
     # One program per (row, output row r, block of d): r = 0 is x, r = 1 + z is y_z.
-    pid = tl.program_id(0)
-    row = (pid // (Z + 1)).to(tl.int64)
-    r = pid % (Z + 1)
-    offs = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    out_row, offs = _launch.row_block(d, BLOCK_D)
+    row = out_row // (Z + 1)
+    r = out_row % (Z + 1)
     m = offs < d
     g = to_acc(tl.load(grad_ptr + row))
     gs = g * scalar_like(scale, g)
@@ -139,14 +138,17 @@ def _energy_bwd_kernel(
     x = to_acc(tl.load(x_ptr + row * d + offs, mask=m, other=0.0))
     if r == 0:
         acc = tl.zeros_like(x)
+        yz_ptr = yr  # stepped d at a time: z * d could overflow int32
         for z in range(0, Z):
             a = c_a * _inv_or_zero(to_acc(tl.load(nr + z)))
-            acc += a * (x - to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0)))
+            acc += a * (x - to_acc(tl.load(yz_ptr + offs, mask=m, other=0.0)))
+            yz_ptr += d
         tl.store(gx_ptr + row * d + offs, acc.to(gx_ptr.dtype.element_ty), mask=m)
     else:
         z = r - 1
         yz = to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
         acc = c_a * _inv_or_zero(to_acc(tl.load(nr + z))) * (yz - x)
+        yw_ptr = yr
         for w in range(0, Z):
             if w != z:
                 lo = tl.minimum(z, w)
@@ -154,7 +156,8 @@ def _energy_bwd_kernel(
                 # Index of the pair (lo, hi) among the pairs, after the Z transport norms.
                 p = Z + lo * (2 * Z - lo - 1) // 2 + (hi - lo - 1)
                 bp = c_b * _inv_or_zero(to_acc(tl.load(nr + p)))
-                acc -= bp * (yz - to_acc(tl.load(yr + w * d + offs, mask=m, other=0.0)))
+                acc -= bp * (yz - to_acc(tl.load(yw_ptr + offs, mask=m, other=0.0)))
+            yw_ptr += d
         tl.store(gy_ptr + (row * Z + z) * d + offs, acc.to(gy_ptr.dtype.element_ty), mask=m)
 
 

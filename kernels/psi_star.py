@@ -100,7 +100,7 @@ def _psi_star_kernel(
     KIND: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    offs = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    _, offs = _launch.row_block(n, BLOCK_D)  # one row
     m = offs < n
     t = to_acc(tl.load(t_ptr + offs, mask=m, other=0.0))
     value, grad = psi_value_grad(t, alpha, KIND)

@@ -54,8 +54,7 @@ def _quadratic_cost_bwd_kernel(
     scale: tl.float64,
     BLOCK_D: tl.constexpr,
 ):
-    row = tl.program_id(0).to(tl.int64)
-    offs = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    row, offs = _launch.row_block(d, BLOCK_D)
     m = offs < d
     g = to_acc(tl.load(grad_ptr + row))
     coef = (2.0 * scale * g).to(g.dtype)

@@ -48,7 +48,7 @@ def _r1_penalty_bwd_kernel(
     w_over_b: tl.float64,
     BLOCK_D: tl.constexpr,
 ):
-    offs = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    _, offs = _launch.row_block(n, BLOCK_D)  # one row
     m = offs < n
     go = to_acc(tl.load(grad_out_ptr))
     coef = scalar_like(w_over_b, go) * go

@@ -43,13 +43,18 @@ def _weak_quadratic_cost_fwd_kernel(
         offs = s + tl.arange(0, BLOCK_D)
         m = offs < end
         x = to_acc(tl.load(xr + offs, mask=m, other=0.0))
+        # Sample z's row is reached by stepping a pointer d at a time: z * d could overflow int32.
         mean = zero
-        for z in range(0, Z):
-            mean += to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+        yz = yr
+        for _ in range(0, Z):
+            mean += to_acc(tl.load(yz + offs, mask=m, other=0.0))
+            yz += d
         mean = mean / Z
         # Second pass over the same Z blocks, now in cache.
-        for z in range(0, Z):
-            y = to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+        yz = yr
+        for _ in range(0, Z):
+            y = to_acc(tl.load(yz + offs, mask=m, other=0.0))
+            yz += d
             dt = x - y
             dv = y - mean
             transport += dt * dt
@@ -78,8 +83,7 @@ def _weak_quadratic_cost_bwd_kernel(
     scale: tl.float64,
     BLOCK_D: tl.constexpr,
 ):
-    row = tl.program_id(0).to(tl.int64)
-    offs = tl.program_id(1).to(tl.int64) * BLOCK_D + tl.arange(0, BLOCK_D)
+    row, offs = _launch.row_block(d, BLOCK_D)
     m = offs < d
     g = to_acc(tl.load(grad_ptr + row))
     gs = g * scalar_like(scale, g)
@@ -87,16 +91,22 @@ def _weak_quadratic_cost_bwd_kernel(
     c_v = gs * scalar_like(gamma, g) / (Z - 1)
     yr = y_ptr + row * Z * d
     x = to_acc(tl.load(x_ptr + row * d + offs, mask=m, other=0.0))
+    # Sample z's row is reached by stepping a pointer d at a time: z * d could overflow int32.
     mean = tl.zeros_like(x)
-    for z in range(0, Z):
-        mean += to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+    yz = yr
+    for _ in range(0, Z):
+        mean += to_acc(tl.load(yz + offs, mask=m, other=0.0))
+        yz += d
     mean = mean / Z
     tl.store(gx_ptr + row * d + offs, (gs * (x - mean)).to(gx_ptr.dtype.element_ty), mask=m)
-    gyr = gy_ptr + row * Z * d
-    for z in range(0, Z):
-        y = to_acc(tl.load(yr + z * d + offs, mask=m, other=0.0))
+    yz = yr
+    gyz = gy_ptr + row * Z * d
+    for _ in range(0, Z):
+        y = to_acc(tl.load(yz + offs, mask=m, other=0.0))
         gy = c_t * (y - x) - c_v * (y - mean)
-        tl.store(gyr + z * d + offs, gy.to(gy_ptr.dtype.element_ty), mask=m)
+        tl.store(gyz + offs, gy.to(gy_ptr.dtype.element_ty), mask=m)
+        yz += d
+        gyz += d
 
 
 @triton_op("fastot::weak_quadratic_cost_triton", mutates_args=())
