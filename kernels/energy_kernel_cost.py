@@ -39,7 +39,7 @@ def _inv_or_zero(n):
     return tl.where(n > 0, 1.0 / tl.where(n > 0, n, 1.0), 0.0)
 
 
-@_utils.autotune(_utils.REDUCE_CONFIGS, "d")
+@_utils.autotune(_utils.REDUCE_CONFIGS, "d", "Z")
 @triton.jit
 def _energy_sq_dist_kernel(
     x_ptr,  # [B, d] inputs
@@ -107,7 +107,7 @@ def _energy_finish_kernel(
     tl.store(out_ptr + row, cost.to(out_ptr.dtype.element_ty))
 
 
-@_utils.autotune(_utils.ELEMENTWISE_CONFIGS, "d")
+@_utils.autotune(_utils.ELEMENTWISE_CONFIGS, "d", "Z")
 @triton.jit
 def _energy_bwd_kernel(
     grad_ptr,  # [B] gradient of the costs

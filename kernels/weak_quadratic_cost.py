@@ -16,7 +16,7 @@ from . import _launch, _utils
 from ._utils import scalar_like, to_acc
 
 
-@_utils.autotune(_utils.REDUCE_CONFIGS, "d")
+@_utils.autotune(_utils.REDUCE_CONFIGS, "d", "Z")
 @triton.jit
 def _weak_quadratic_cost_fwd_kernel(
     x_ptr,  # [B, d] inputs
@@ -69,7 +69,7 @@ def _weak_quadratic_cost_fwd_kernel(
         tl.store(p + 1, s_sum)
 
 
-@_utils.autotune(_utils.ELEMENTWISE_CONFIGS, "d")
+@_utils.autotune(_utils.ELEMENTWISE_CONFIGS, "d", "Z")
 @triton.jit
 def _weak_quadratic_cost_bwd_kernel(
     grad_ptr,  # [B] gradient of the costs

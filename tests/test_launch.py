@@ -66,3 +66,20 @@ def test_row_block_visits_every_element_once(launch, backend, rows, n, block):
     out = torch.zeros(rows, n, dtype=torch.int32, device=backend.device)
     launch.blocks(_visit_kernel, rows, n, out, n, BLOCK_D=block)
     assert torch.equal(out.cpu(), torch.ones(rows, n, dtype=torch.int32))
+
+
+@pytest.mark.parametrize(
+    "module, kernel",
+    [
+        ("weak_quadratic_cost", "_weak_quadratic_cost_fwd_kernel"),
+        ("weak_quadratic_cost", "_weak_quadratic_cost_bwd_kernel"),
+        ("energy_kernel_cost", "_energy_sq_dist_kernel"),
+        ("energy_kernel_cost", "_energy_bwd_kernel"),
+    ],
+)
+def test_kernels_looping_over_samples_tune_per_sample_count(module, kernel):
+    # A block tuned at Z = 2 is reused at Z = 64 unless Z is part of the key.
+    import importlib
+
+    tuner = getattr(importlib.import_module(f"fastot.kernels.{module}"), kernel)
+    assert {"d", "Z"} <= set(tuner.keys)
