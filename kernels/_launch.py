@@ -19,7 +19,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import wrap_triton
 
-from ._utils import acc_dtype
+from ._utils import store_rounded
 
 # Columns per program when one row is split across programs; a multiple of every BLOCK_D in
 # _utils so that no chunk ends in a partial block except the last one.
@@ -56,7 +56,7 @@ def row_sums(
 
     The kernel's arguments are ``(*inputs, out_ptr, *extra, d, chunk, *weights, DIRECT)``. With
     DIRECT it stores the weighted result of its whole row to ``out_ptr[row]``; otherwise the
-    ``len(weights)`` raw sums of its chunk to ``out_ptr[row, chunk, :]``, in the accumulation dtype.
+    ``len(weights)`` raw sums of its chunk to ``out_ptr[row, chunk, :]`` in float64.
     """
     rows = out.shape[0]
     if rows == 0:
@@ -65,7 +65,7 @@ def row_sums(
     if n_chunks == 1:
         wrap_triton(kernel)[(rows, 1)](*inputs, out, *extra, d, d, *weights, DIRECT=True)
         return
-    part = out.new_empty((rows, n_chunks, len(weights)), dtype=acc_dtype(out))
+    part = out.new_empty((rows, n_chunks, len(weights)), dtype=torch.float64)
     wrap_triton(kernel)[(rows, n_chunks)](*inputs, part, *extra, d, chunk, *weights, DIRECT=False)
     finish_rows(part, out, *weights)
 
@@ -109,7 +109,7 @@ def row_block(n, BLOCK_D: tl.constexpr):
 
 @triton.jit
 def _finish_rows_kernel(
-    part_ptr,  # [R, n_chunks, TERMS] partial sums (accumulation dtype)
+    part_ptr,  # [R, n_chunks, TERMS] partial sums (float64)
     out_ptr,  # [R] results
     n_chunks,
     w0: tl.float64,
@@ -131,7 +131,7 @@ def _finish_rows_kernel(
     res = tl.sum(acc0, axis=0) * w0
     if TERMS == 2:
         res += tl.sum(acc1, axis=0) * w1
-    tl.store(out_ptr + row, res.to(out_ptr.dtype.element_ty))
+    store_rounded(out_ptr + row, res)
 
 
 def finish_rows(part: Tensor, out: Tensor, w0: float, w1: float = 0.0) -> None:

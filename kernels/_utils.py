@@ -85,3 +85,13 @@ def scalar_like(v, ref):
     plain Python floats under the interpreter; this rounds either once to the compute type.
     """
     return tl.sum(tl.zeros([1], dtype=ref.dtype) + v, axis=0).to(ref.dtype)
+
+
+@triton.jit
+def store_rounded(ptr, v):
+    """Stores the float64 ``v`` at ``ptr`` in its element type, half types by way of float32
+    (the interpreter cannot convert float64 to a half type directly)."""
+    if ptr.dtype.element_ty == tl.float64:
+        tl.store(ptr, v)
+    else:
+        tl.store(ptr, v.to(tl.float32).to(ptr.dtype.element_ty))

@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
 from . import _launch, _utils
-from ._utils import scalar_like, to_acc
+from ._utils import scalar_like, store_rounded, to_acc
 
 
 @triton.jit
@@ -44,7 +44,7 @@ def _inv_or_zero(n):
 def _energy_sq_dist_kernel(
     x_ptr,  # [B, d] inputs
     y_ptr,  # [B, Z, d] samples
-    part_ptr,  # [B, K, n_chunks] partial squared distances (accumulation dtype)
+    part_ptr,  # [B, K, n_chunks] partial squared distances (float64)
     Z,
     K,
     d,
@@ -72,7 +72,8 @@ def _energy_sq_dist_kernel(
         a = to_acc(tl.load(a_ptr + offs, mask=m, other=0.0))
         diff = a - to_acc(tl.load(b_ptr + offs, mask=m, other=0.0))
         acc += diff * diff
-    tl.store(part_ptr + (row * K + k) * tl.num_programs(1) + c, tl.sum(acc, axis=0))
+    # Lanes added in float64, as the C++ kernels do; part is float64.
+    tl.store(part_ptr + (row * K + k) * tl.num_programs(1) + c, tl.sum(acc.to(tl.float64), axis=0))
 
 
 @triton.jit
@@ -104,7 +105,7 @@ def _energy_finish_kernel(
         transport += tl.where(ks < Z, norm, 0.0)
         spread += tl.where((ks >= Z) & mk, norm, 0.0)
     cost = tl.sum(transport, axis=0) * w_transport + tl.sum(spread, axis=0) * w_spread
-    tl.store(out_ptr + row, cost.to(out_ptr.dtype.element_ty))
+    store_rounded(out_ptr + row, cost)
 
 
 @_utils.autotune(_utils.ELEMENTWISE_CONFIGS, "d", "Z")
@@ -172,7 +173,7 @@ def energy_kernel_cost_triton(x: Tensor, y: Tensor, gamma: float, scale: float) 
         return out, norms
     # B * K programs already share the rows; split d only when even those are too few.
     n_chunks, chunk = _launch.split_rows(b * k, d, x.device)
-    part = x.new_empty((b, k, n_chunks), dtype=_utils.acc_dtype(x))
+    part = x.new_empty((b, k, n_chunks), dtype=torch.float64)
     wrap_triton(_energy_sq_dist_kernel)[(b * k, n_chunks)](x, y, part, z, k, d, chunk)
     # sum over z != z' counts every pair twice: spread weight 2 * gamma / 4 / (Z (Z - 1)).
     w_transport, w_spread = scale * 0.5 / z, -scale * 0.5 * gamma / (z * (z - 1))

@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.library import triton_op
 
 from . import _launch, _utils
-from ._utils import to_acc
+from ._utils import store_rounded, to_acc
 
 
 @_utils.autotune(_utils.REDUCE_CONFIGS, "d")
@@ -17,7 +17,7 @@ from ._utils import to_acc
 def _quadratic_cost_fwd_kernel(
     x_ptr,  # [B, d] source rows
     y_ptr,  # [B, d] target rows
-    out_ptr,  # DIRECT: [B] costs; else [B, n_chunks] partial sums (accumulation dtype)
+    out_ptr,  # DIRECT: [B] costs; else [B, n_chunks] partial sums (float64)
     d,
     chunk,
     scale: tl.float64,
@@ -36,9 +36,9 @@ def _quadratic_cost_fwd_kernel(
         m = offs < end
         diff = to_acc(tl.load(xr + offs, mask=m, other=0.0)) - to_acc(tl.load(yr + offs, mask=m, other=0.0))
         acc += diff * diff
-    total = tl.sum(acc, axis=0)
+    total = tl.sum(acc.to(tl.float64), axis=0)  # lanes added in float64, as the C++ kernels do
     if DIRECT:
-        tl.store(out_ptr + row, (total * scale).to(out_ptr.dtype.element_ty))
+        store_rounded(out_ptr + row, total * scale)
     else:
         tl.store(out_ptr + row * tl.num_programs(1) + c, total)
 

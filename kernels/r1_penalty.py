@@ -9,14 +9,14 @@ from torch import Tensor
 from torch.library import triton_op
 
 from . import _launch, _utils
-from ._utils import scalar_like, to_acc
+from ._utils import scalar_like, store_rounded, to_acc
 
 
 @_utils.autotune(_utils.REDUCE_CONFIGS, "d")
 @triton.jit
 def _r1_penalty_fwd_kernel(
     grad_ptr,  # [1, B * d] gradients, flattened: the penalty is one sum over all of them
-    out_ptr,  # DIRECT: [1] penalty; else [1, n_chunks] partial sums (accumulation dtype)
+    out_ptr,  # DIRECT: [1] penalty; else [1, n_chunks] partial sums (float64)
     d,
     chunk,
     coef: tl.float64,
@@ -31,9 +31,9 @@ def _r1_penalty_fwd_kernel(
         offs = s + tl.arange(0, BLOCK_D)
         g = to_acc(tl.load(grad_ptr + offs, mask=offs < end, other=0.0))
         acc += g * g
-    total = tl.sum(acc, axis=0)
+    total = tl.sum(acc.to(tl.float64), axis=0)  # lanes added in float64, as the C++ kernels do
     if DIRECT:
-        tl.store(out_ptr, (total * coef).to(out_ptr.dtype.element_ty))
+        store_rounded(out_ptr, total * coef)
     else:
         tl.store(out_ptr + c, total)
 

@@ -8,7 +8,7 @@ import triton.language as tl
 from torch import Tensor
 from torch.library import triton_op, wrap_triton
 
-from . import _launch, _utils
+from . import _launch
 from ._utils import to_acc
 from .psi_star import kind_code, psi_value_grad
 
@@ -20,7 +20,7 @@ def _semi_dual_loss_kernel(
     real_ptr,  # [M] potential at the data
     d_fake_ptr,  # [B] d loss / d v_fake
     d_real_ptr,  # [M] d loss / d v_real
-    part_ptr,  # [programs, 1, 1] partial loss sums, already divided by B or M (accumulation dtype)
+    part_ptr,  # [programs, 1, 1] partial loss sums, already divided by B or M (float64)
     n_fake,
     n_real,
     fake_programs,
@@ -38,14 +38,14 @@ def _semi_dual_loss_kernel(
         t = fake - to_acc(tl.load(cost_ptr + offs, mask=m, other=0.0))
         value, grad = psi_value_grad(t, alpha, SOURCE)
         tl.store(d_fake_ptr + offs, (grad / n_fake).to(d_fake_ptr.dtype.element_ty), mask=m)
-        tl.store(part_ptr + pid, tl.sum(tl.where(m, value, 0.0), axis=0) / n_fake)
+        tl.store(part_ptr + pid, tl.sum(tl.where(m, value, 0.0).to(tl.float64), axis=0) / n_fake)
     else:
         offs = (pid - fake_programs).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
         m = offs < n_real
         t = -to_acc(tl.load(real_ptr + offs, mask=m, other=0.0))
         value, grad = psi_value_grad(t, alpha, TARGET)
         tl.store(d_real_ptr + offs, (-grad / n_real).to(d_real_ptr.dtype.element_ty), mask=m)
-        tl.store(part_ptr + pid, tl.sum(tl.where(m, value, 0.0), axis=0) / n_real)
+        tl.store(part_ptr + pid, tl.sum(tl.where(m, value, 0.0).to(tl.float64), axis=0) / n_real)
 
 
 @triton_op("fastot::semi_dual_loss_triton", mutates_args=())
@@ -63,7 +63,7 @@ def semi_dual_loss_triton(
     block = 1024
     fake_programs = triton.cdiv(n_fake, block)
     programs = fake_programs + triton.cdiv(n_real, block)
-    part = v_fake.new_empty((1, programs, 1), dtype=_utils.acc_dtype(v_fake))
+    part = v_fake.new_empty((1, programs, 1), dtype=torch.float64)
     wrap_triton(_semi_dual_loss_kernel)[(programs,)](
         cost,
         v_fake,

@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.library import triton_op
 
 from . import _launch, _utils
-from ._utils import scalar_like, to_acc
+from ._utils import scalar_like, store_rounded, to_acc
 
 
 @_utils.autotune(_utils.REDUCE_CONFIGS, "d", "Z")
@@ -59,10 +59,11 @@ def _weak_quadratic_cost_fwd_kernel(
             dv = y - mean
             transport += dt * dt
             spread += dv * dv
-    t_sum = tl.sum(transport, axis=0)
-    s_sum = tl.sum(spread, axis=0)
+    # Lanes added in float64, as the C++ kernels do.
+    t_sum = tl.sum(transport.to(tl.float64), axis=0)
+    s_sum = tl.sum(spread.to(tl.float64), axis=0)
     if DIRECT:
-        tl.store(out_ptr + row, (t_sum * w0 + s_sum * w1).to(out_ptr.dtype.element_ty))
+        store_rounded(out_ptr + row, t_sum * w0 + s_sum * w1)
     else:
         p = out_ptr + (row * tl.num_programs(1) + c) * 2
         tl.store(p, t_sum)
