@@ -191,9 +191,72 @@ def train_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The suite's speed targets: (what, baseline provider, minimum of baseline time / fused time).
+OP_TARGETS = (
+    (("quadratic_cost", "B=16 3x256x256", "float32", "forward+backward", 1), "compile", 1.3),
+    (("r1_penalty", "B=16 3x256x256", "float32", "forward+backward", 1), "compile", 1.2),
+)
+OVERHEAD_TARGET = 1.5  # public call / bare torch.ops call, at most
+STEP_TARGET = 1.0  # eager-ops step / fused-ops step, at least
+
+
+def _overheads(benchmarks: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for b in benchmarks:
+        info, median = b.get("extra_info", {}), _median(b)
+        if info.get("kind") == "overhead" and median:
+            out.setdefault((info["op"], info["provider"]), {})[info["call"]] = median
+    return out
+
+
+def targets_table(data: dict[str, Any]) -> str:
+    """Each speed target of the suite beside what this run measured, and whether it is met."""
+    benchmarks = data.get("benchmarks", [])
+    lines = ["| target | measured | met |", "| --- | ---: | --- |"]
+
+    def row(what: str, value: float | None, ok: bool | None) -> None:
+        cell = "–" if value is None else f"{value:.2f}x"
+        lines.append(f"| {what} | {cell} | {'–' if ok is None else ('yes' if ok else 'no')} |")
+
+    ops = _rows(benchmarks)
+    for key, base, minimum in OP_TARGETS:
+        by_provider = ops.get(key, {})
+        fused_name = next((p for p in FUSED if p in by_provider), None)
+        t_base = _median(by_provider[base]) if base in by_provider else None
+        t_fused = _median(by_provider[fused_name]) if fused_name else None
+        value = t_base / t_fused if t_base and t_fused else None
+        op, shape, dtype, mode, threads = key
+        what = f"{op} {mode} {shape} {dtype}, {threads} thread: fused ≥ {minimum}x {base}"
+        row(what, value, None if value is None else value >= minimum)
+    for (op, provider), calls in sorted(_overheads(benchmarks).items()):
+        if "public" in calls and "bare" in calls:
+            value = calls["public"] / calls["bare"]
+            row(
+                f"{op} ({provider}) per-call overhead: public ≤ {OVERHEAD_TARGET}x bare torch.ops",
+                value,
+                value <= OVERHEAD_TARGET,
+            )
+    steps: dict[tuple[str, int], dict[str, float]] = {}
+    for b in benchmarks:
+        info, median = b.get("extra_info", {}), _median(b)
+        if info.get("kind") == "train" and median and str(info.get("op", "")).startswith("uotm_step"):
+            steps.setdefault((str(info["op"]), int(info["threads"])), {})[info["provider"]] = median
+    for (op, threads), by_provider in sorted(steps.items()):
+        fused_name = next((p for p in FUSED if p in by_provider), None)
+        if fused_name and "eager" in by_provider:
+            value = by_provider["eager"] / by_provider[fused_name]
+            label = op.replace("uotm_step", "UOTM toy step")
+            row(f"{label}, {threads} threads: fused ≥ eager", value, value >= STEP_TARGET)
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def render(data: dict[str, Any]) -> str:
-    """The markdown of a whole run: conditions, op table, roofline and training step."""
-    parts = [conditions(data), "", op_table(data)]
+    """The markdown of a whole run: conditions, targets, op table, roofline and training step."""
+    parts = [conditions(data), ""]
+    goals = targets_table(data)
+    if goals:
+        parts += ["Speed targets (ratios within this run):", "", goals, ""]
+    parts.append(op_table(data))
     roof = roofline_table(data)
     if roof:
         parts += ["", "Streaming bandwidth of this machine in the same run (the roofline):", "", roof]

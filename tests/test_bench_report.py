@@ -77,3 +77,41 @@ def test_main_writes_markdown(tmp_path: Path) -> None:
     src.write_text(json.dumps(RESULTS))
     assert bench_report.main([str(src), "-o", str(out)]) == 0
     assert out.read_text() == bench_report.render(RESULTS)
+
+
+def _target_op(op: str, provider: str, median: float) -> dict[str, object]:
+    return _bench(
+        median,
+        kind="op",
+        op=op,
+        provider=provider,
+        shape="B=16 3x256x256",
+        dtype="float32",
+        mode="forward+backward",
+        threads=1,
+    )
+
+
+def test_targets_table_compares_each_target_with_the_run() -> None:
+    results = {
+        "benchmarks": [
+            _target_op("quadratic_cost", "compile", 0.0028),
+            _target_op("quadratic_cost", "cpp", 0.0020),  # 1.40x compile: met
+            _target_op("r1_penalty", "compile", 0.0012),
+            _target_op("r1_penalty", "cpp", 0.0011),  # 1.09x: not met
+            _bench(3e-6, kind="overhead", op="psi_star", provider="cpp", call="public", threads=1),
+            _bench(2e-6, kind="overhead", op="psi_star", provider="cpp", call="bare", threads=1),
+            _bench(0.002, kind="train", op="uotm_step", provider="eager", threads=2, shape="toy"),
+            _bench(0.0025, kind="train", op="uotm_step", provider="cpp", threads=2, shape="toy"),
+        ]
+    }
+    rows = {
+        line.split(" | ")[0].lstrip("| "): line for line in bench_report.targets_table(results).splitlines()
+    }
+    qc = next(v for k, v in rows.items() if k.startswith("quadratic_cost"))
+    assert "≥ 1.3x compile" in qc and "| 1.40x | yes |" in qc
+    assert "| 1.09x | no |" in next(v for k, v in rows.items() if k.startswith("r1_penalty"))
+    assert "| 1.50x | yes |" in next(v for k, v in rows.items() if k.startswith("psi_star (cpp)"))
+    step = next(v for k, v in rows.items() if k.startswith("UOTM toy step, 2 threads"))
+    assert "| 0.80x | no |" in step
+    assert "Speed targets" in bench_report.render(results)

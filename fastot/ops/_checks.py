@@ -78,11 +78,15 @@ def weak_inputs(
 
 def rows(t: Tensor) -> Tensor:
     """View ``[B, ...]`` as ``[B, d]`` (d = 1 for a 1-d input)."""
+    if t.dim() == 2:  # already rows: a reshape would cost a view op per call
+        return t
     return t.reshape(t.shape[0], math.prod(t.shape[1:]))
 
 
 def samples(t: Tensor) -> Tensor:
     """View ``[B, Z, ...]`` as ``[B, Z, d]``."""
+    if t.dim() == 3:
+        return t
     return t.reshape(t.shape[0], t.shape[1], math.prod(t.shape[2:]))
 
 
