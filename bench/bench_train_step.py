@@ -190,7 +190,7 @@ def test_sjko_phase_iteration(benchmark: Any, phase: int, tmp_path: Any) -> None
     """One S-JKO training iteration (potential + map update) at phase 1 and at phase 50 of the
     sjko-25gaussians preset: T_old is one frozen network, so the time must not grow with k."""
     from fastot.train.config import load_config
-    from fastot.train.loop import Run
+    from fastot.train.run import Run
 
     overrides = [
         "algorithm.num_phases=51",

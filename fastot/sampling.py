@@ -176,7 +176,8 @@ def _network_args(target_spec: dict[str, Any]) -> dict[str, Any]:
     return implied_network_args(build_sampler(target_spec, "data.target"))
 
 
-def _device(name: str) -> torch.device:
+def parse_device(name: str) -> torch.device:
+    """``auto`` is CUDA when torch sees a GPU, else the CPU; a device torch cannot use is a ConfigError."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -228,7 +229,7 @@ def load_map(run_dir: str | Path, device: str | None = None) -> TrainedMap:
         torch.random.default_generator.manual_seed(int(seed))
         source = build_sampler(_section(cfg, "data.source"), "data.source")
         net = build_map(_section(cfg, "networks.map"), **_network_args(_section(cfg, "data.target")))
-    net = net.to(_device(device or OmegaConf.select(cfg, "device", default="cpu")))
+    net = net.to(parse_device(device or OmegaConf.select(cfg, "device", default="cpu")))
     if OmegaConf.select(cfg, "train.channels_last", default=False):
         net.to(memory_format=torch.channels_last)  # the layout the run's map computed in
     # A run that switched EMA on when resuming has no EMA state before its first checkpoint after.

@@ -25,7 +25,8 @@ from fastot.sampling import (
     load_map,
 )
 from fastot.train.config import load_config
-from fastot.train.loop import Run, train
+from fastot.train.loop import train
+from fastot.train.run import Run
 
 FAST = [
     "train.progress=false",

@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 2
         return 0
-    from fastot.train.checkpoint import report_warnings
-    from fastot.train.loop import RunFinished
+    from fastot.sampling import report_warnings
+    from fastot.train.resume import RunFinished
     from fastot.train.runtime import Interrupted
 
     try:
@@ -154,8 +154,8 @@ def _dry_run(cfg) -> None:
     from fastot.data import build_sampler
     from fastot.data.registry import image_shape
     from fastot.nn import build_map, build_potential
+    from fastot.sampling import implied_network_args
     from fastot.train.config import to_container
-    from fastot.train.loop import implied_network_args
 
     print(OmegaConf.to_yaml(cfg, resolve=False))
     target = to_container(cfg, "data.target")

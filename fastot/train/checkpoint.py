@@ -1,4 +1,5 @@
-"""Run directories: atomic checkpoints, falling back past unreadable ones, and the run lock.
+"""Run directories: atomic checkpoints, their rotation, and the run lock (reading them back, with the
+fallback past unreadable ones, is :mod:`fastot.sampling`'s).
 
 Only tensors and primitive containers are stored (RNG states are uint8 tensors), so a checkpoint
 loads with ``torch.load(weights_only=True)`` and never needs pickled classes. Files are written to a
@@ -13,19 +14,16 @@ run's life (the kernel drops it when the process dies, so a crash leaves no stal
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import shutil
-import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 
+from fastot.sampling import list_checkpoints
 from fastot.train.errors import ConfigError
 
 try:
@@ -33,7 +31,6 @@ try:
 except ImportError:  # Windows: no advisory locks; runs are simply not locked
     fcntl = None  # type: ignore[assignment]
 
-_NAME = re.compile(r"ckpt_(\d+)\.pt$")
 # The previous checkpoint is the fallback when the latest is unreadable.
 MIN_KEEP = 2
 LOCK_NAME = ".lock"
@@ -50,33 +47,6 @@ RUN_FILES = (
     "samples",
     "tensorboard",
 )
-
-
-class CheckpointWarning(UserWarning):
-    """A checkpoint could not be read and an older one is used instead."""
-
-
-@contextmanager
-def report_warnings(prog: str) -> Iterator[None]:
-    """Show CheckpointWarnings as one ``prog: warning: ...`` line on stderr (command-line tools)."""
-    with warnings.catch_warnings():
-        show = warnings.showwarning
-
-        def one_line(
-            message: Warning | str,
-            category: type[Warning],
-            filename: str,
-            lineno: int,
-            file: TextIO | None = None,
-            line: str | None = None,
-        ) -> None:
-            if issubclass(category, CheckpointWarning):
-                print(f"{prog}: warning: {message}", file=sys.stderr)
-            else:
-                show(message, category, filename, lineno, file, line)
-
-        warnings.showwarning = one_line
-        yield
 
 
 # ---------------------------------------------------------------------------- writing
@@ -118,17 +88,8 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"ckpt_{step:08d}.pt"
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    found = []
-    for p in (run_dir / "checkpoints").glob("ckpt_*.pt"):
-        m = _NAME.search(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint file, readable or not (see :func:`load_latest`)."""
+    """The newest checkpoint file, readable or not (see :func:`fastot.sampling.load_latest`)."""
     found = list_checkpoints(run_dir)
     return found[-1][1] if found else None
 
@@ -136,43 +97,6 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def prune(run_dir: Path, keep: int) -> None:
     for _, p in list_checkpoints(run_dir)[: -max(keep, MIN_KEEP)]:
         p.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------------------- reading
-def load(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-@dataclass
-class Loaded:
-    path: Path
-    state: dict[str, Any]
-    unreadable: list[Path]  # newer checkpoints that were skipped
-
-
-def load_latest(run_dir: Path, key: str) -> Loaded:
-    """The newest checkpoint that loads; each unreadable newer one is named in a CheckpointWarning.
-
-    Raises a ConfigError under ``key`` when the run has no readable checkpoint at all.
-    """
-    found = list_checkpoints(run_dir)
-    bad: list[Path] = []
-    for _, path in reversed(found):
-        try:
-            state = load(path)
-            if not isinstance(state, dict) or "step" not in state:
-                raise ValueError("not a fastot checkpoint")
-        except Exception as e:  # truncated zip, bad pickle, unreadable file: all mean "skip it"
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            tail = "; falling back to the previous checkpoint" if path != found[0][1] else ""
-            warnings.warn(f"checkpoint {path} is unreadable ({reason}){tail}", CheckpointWarning, 2)
-            bad.append(path)
-            continue
-        return Loaded(path, state, bad)
-    where = run_dir / "checkpoints"
-    if bad:
-        raise ConfigError(key, f"no readable checkpoint in {where} ({len(bad)} unreadable)")
-    raise ConfigError(key, f"no checkpoint in {where}")
 
 
 def set_aside(paths: list[Path]) -> None:
@@ -247,3 +171,27 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the last descriptor drops the flock
             self.fd = None
+
+
+@contextmanager
+def claimed_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Hold the run lock on ``run_dir`` for the body; a new run checks the directory is free first.
+
+    A directory this call created and the run left empty (it failed to start) is removed again.
+    """
+    if not resume:
+        check_new_run_dir(run_dir, overwrite)  # before building anything
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir, "resume" if resume else "out")
+    try:
+        if not resume:
+            # again, under the lock: another process may have started a run here meanwhile
+            check_new_run_dir(run_dir, overwrite)
+            if overwrite:
+                clear_run(run_dir)
+        yield
+    finally:
+        lock.release()
+        if created:
+            remove_if_unused(run_dir)  # a run that failed to start leaves no empty directory

@@ -13,10 +13,7 @@ from fastot.data.ou import OUTarget, ou_solution
 from fastot.errors import ConfigError
 from fastot.eval import fid
 from fastot.eval.inception import WeightsError
-from fastot.sampling import generate, generate_batches
-
-# generate is re-exported: the training loop draws its samples through this module.
-__all__ = ["METRICS", "PeriodicFID", "check_metrics", "compute_metrics", "generate"]
+from fastot.sampling import generate_batches
 
 METRICS = ("kl_knn", "energy", "modes", "monotonicity", "ou_symkl")
 

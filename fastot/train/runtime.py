@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from fastot.sampling import parse_device
 from fastot.train.errors import ConfigError
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -113,19 +114,22 @@ class Precision:
 # ---------------------------------------------------------------------------- several processes
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available; under torchrun each process takes its LOCAL_RANK GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError("device", str(e)) from None
+    device = parse_device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device", "CUDA was asked for but torch sees no GPU; use device=cpu or auto")
         if device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return device
+
+
+def fused_backend(device: torch.device) -> str:
+    """The backend the fused ops resolve to on ``device``: cpp, cuda, triton or eager."""
+    from fastot.ops._backend import resolve
+
+    try:
+        return resolve(device, None)
+    except (RuntimeError, ValueError) as e:  # FASTOT_BACKEND names a backend that cannot run here
+        raise ConfigError("FASTOT_BACKEND", str(e).removeprefix("fastot: ")) from None
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:

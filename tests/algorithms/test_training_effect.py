@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from fastot import metrics as M
+from fastot.sampling import generate
 from fastot.train.config import load_config
-from fastot.train.evaluate import generate
-from fastot.train.loop import Run, train
+from fastot.train.loop import train
+from fastot.train.run import Run
 
 
 def test_uotm_moves_1d_source_towards_target(tmp_path):

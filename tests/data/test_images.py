@@ -28,7 +28,7 @@ from fastot.data.formats import CorruptImageError, DatasetError
 from fastot.data.loader import CorruptImageWarning
 from fastot.data.noise import NOISE_SAMPLERS
 from fastot.data.transforms import hflip, random_hflip, to_signed_unit
-from fastot.train.loop import implied_network_args
+from fastot.sampling import implied_network_args
 
 
 # ---------------------------------------------------------------------------------------------- folders

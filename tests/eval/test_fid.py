@@ -176,7 +176,7 @@ class _TinyImagePotential(nn.Module):
 def image_run(tmp_path):
     pytest.importorskip("sklearn")
     from fastot.train.config import load_config
-    from fastot.train.loop import Run
+    from fastot.train.run import Run
 
     if "_fid_test_map" not in MAPS:
         register_map("_fid_test_map")(_TinyImageMap)

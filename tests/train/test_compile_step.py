@@ -11,7 +11,7 @@ import torch._dynamo.testing
 
 from fastot.train.config import load_config
 from fastot.train.errors import ConfigError
-from fastot.train.loop import Run
+from fastot.train.run import Run
 
 FAST = ["train.progress=false", "train.threads=1", "train.batch_size=16", "train.ema.enabled=false"]
 

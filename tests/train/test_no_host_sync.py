@@ -21,12 +21,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastot.algorithms import StepContext
 from fastot.data.toy import Gaussian
+from fastot.sampling import list_checkpoints
 from fastot.train import checkpoint as ckpt
 from fastot.train import loop
 from fastot.train.__main__ import main
 from fastot.train.config import load_config
 from fastot.train.errors import DivergenceError
-from fastot.train.loop import LossWatch, Run, host_values
+from fastot.train.run import LossWatch, Run, host_values
 
 FAST = ["train.progress=false", "train.threads=1", "train.batch_size=16", "eval.plots=false"]
 
@@ -219,7 +220,7 @@ def test_divergence_found_at_a_later_checkpoint_names_its_step(nan_potential, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("fastot.train: error: training diverged at step 4 (potential loss = nan)"), err
     assert err[-1].endswith("ckpt_00000003.pt"), err[-1]
-    assert [p.name for _, p in ckpt.list_checkpoints(out)] == ["ckpt_00000003.pt"]
+    assert [p.name for _, p in list_checkpoints(out)] == ["ckpt_00000003.pt"]
     state = torch.load(ckpt.latest_checkpoint(out), weights_only=True)
     assert state["step"] == 3
     assert all(torch.isfinite(t).all() for net in ("map", "potential") for t in state[net].values())

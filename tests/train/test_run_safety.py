@@ -18,11 +18,13 @@ import torch
 
 import fastot
 from fastot.sample import main as sample_main
+from fastot.sampling import generate, list_checkpoints, load_checkpoint
 from fastot.train import checkpoint as ckpt
 from fastot.train import config as config_module
 from fastot.train import loop
 from fastot.train.__main__ import main
 from fastot.train.errors import ConfigError
+from fastot.train.run import Run
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +65,7 @@ def _rows(run: Path) -> list[dict]:
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
-    state = ckpt.load(path)
+    state = load_checkpoint(path)
     return {f"{net}.{k}": v for net in ("map", "potential") for k, v in state[net].items()}
 
 
@@ -92,7 +94,7 @@ def test_overwrite_replaces_the_old_run_entirely(tmp_path):
     assert _train(out, "train.iterations=4", "train.ckpt_every=2", "train.log_every=1") == 0
     (out / "notes.txt").write_text("mine")  # not a run file: left alone
     assert _train(out, "--overwrite", "train.iterations=3", "train.ckpt_every=3", "train.log_every=1") == 0
-    assert [p.name for _, p in ckpt.list_checkpoints(out)] == ["ckpt_00000003.pt"]
+    assert [p.name for _, p in list_checkpoints(out)] == ["ckpt_00000003.pt"]
     assert [r["step"] for r in _rows(out)] == [1, 2, 3]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 3 and Path(summary["checkpoint"]).name == "ckpt_00000003.pt"
@@ -160,14 +162,14 @@ def test_a_locked_run_directory_is_refused(tmp_path, capsys):
 # ---------------------------------------------------------------------------- 3. signals
 def _send_at(it: int, signum: int, monkeypatch) -> None:
     """Deliver ``signum`` to this process during iteration ``it`` (as Ctrl-C or ``timeout`` would)."""
-    original = loop.Run.iteration
+    original = Run.iteration
 
     def iteration(self, i):
         if i == it:
             os.kill(os.getpid(), signum)
         return original(self, i)
 
-    monkeypatch.setattr(loop.Run, "iteration", iteration)
+    monkeypatch.setattr(Run, "iteration", iteration)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -266,12 +268,12 @@ def test_a_training_process_stops_cleanly_on_a_signal(signum, code, tmp_path, ca
     (line,) = [ln for ln in err.splitlines() if ln.startswith("fastot.train: interrupted")]
     step = int(line.split(" at step ")[1].split(";")[0])
     assert step >= 2 and f"ckpt_{step:08d}.pt" in line
-    state = ckpt.load(ckpt.latest_checkpoint(out))
+    state = load_checkpoint(ckpt.latest_checkpoint(out))
     assert state["step"] == step
     assert not list((out / "checkpoints").glob(".*.tmp"))
     # The lock went with the process; the run continues from where it stopped.
     assert main(["--resume", str(out), f"train.iterations={step + 2}"]) == 0
-    assert ckpt.load(ckpt.latest_checkpoint(out))["step"] == step + 2
+    assert load_checkpoint(ckpt.latest_checkpoint(out))["step"] == step + 2
 
 
 # ---------------------------------------------------------------------------- 4. damaged checkpoints
@@ -285,7 +287,7 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(how, tmp_path, 
     out = tmp_path / "run"
     ov = ["train.iterations=4", "train.ckpt_every=2", "train.keep_checkpoints=1", "train.log_every=1"]
     assert _train(out, *ov) == 0
-    names = [p.name for _, p in ckpt.list_checkpoints(out)]
+    names = [p.name for _, p in list_checkpoints(out)]
     assert names == ["ckpt_00000002.pt", "ckpt_00000004.pt"]  # two kept although 1 was asked for
     good = {k: v.clone() for k, v in _weights(out / "checkpoints" / "ckpt_00000004.pt").items()}
     _damage(out / "checkpoints" / "ckpt_00000004.pt", how)
@@ -297,9 +299,9 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(how, tmp_path, 
     assert sample_main(["--run", str(out), "--n", "50", "--out", str(tmp_path / "s.npz")]) == 0
     warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert len(warned) == 1 and "ckpt_00000004.pt" in warned[0] and "unreadable" in warned[0]
-    run = loop.Run(config_module.load_config(None, [], path=out / "config.yaml"), out)
-    run.load_state_dict(ckpt.load(out / "checkpoints" / "ckpt_00000002.pt"))
-    _, y = loop.generate(run.sampling_map, run.source, 50, run.cfg.eval.seed)
+    run = Run(config_module.load_config(None, [], path=out / "config.yaml"), out)
+    run.load_state_dict(load_checkpoint(out / "checkpoints" / "ckpt_00000002.pt"))
+    _, y = generate(run.sampling_map, run.source, 50, run.cfg.eval.seed)
     with np.load(tmp_path / "s.npz") as s:
         np.testing.assert_array_equal(s["y"], y.numpy())
 
@@ -318,7 +320,7 @@ def test_unreadable_latest_checkpoint_falls_back_to_the_previous(how, tmp_path, 
 def test_only_unreadable_checkpoints_is_an_error(tmp_path, capsys):
     out = tmp_path / "run"
     assert _train(out, "train.iterations=2", "train.ckpt_every=1") == 0
-    for _, p in ckpt.list_checkpoints(out):
+    for _, p in list_checkpoints(out):
         _damage(p, "truncated")
     capsys.readouterr()
     assert sample_main(["--run", str(out), "--n", "5", "--out", str(tmp_path / "s.npz")]) == 2
@@ -340,7 +342,7 @@ def test_checkpoints_get_the_mode_of_the_other_run_files(tmp_path):
         os.umask(old)
     mode = stat.S_IMODE((out / "config.yaml").stat().st_mode)
     assert mode == 0o640
-    for _, p in ckpt.list_checkpoints(out):
+    for _, p in list_checkpoints(out):
         assert stat.S_IMODE(p.stat().st_mode) == mode
 
 
@@ -354,7 +356,7 @@ def test_failed_save_leaves_the_old_checkpoint_and_no_temporary(tmp_path, monkey
     monkeypatch.setattr(torch, "save", killed)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save_atomic({"step": 1, "a": torch.zeros(3)}, path)
-    assert torch.equal(ckpt.load(path)["a"], torch.ones(3))
+    assert torch.equal(load_checkpoint(path)["a"], torch.ones(3))
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
@@ -366,7 +368,7 @@ def test_optimizer_overrides_apply_on_resume(tmp_path):
         main(["--resume", str(out), "train.iterations=4", "optim.map.lr=0.5", "optim.map.betas=[0.1,0.2]"])
         == 0
     )
-    state = ckpt.load(ckpt.latest_checkpoint(out))
+    state = load_checkpoint(ckpt.latest_checkpoint(out))
     (group,) = state["optim_map"]["param_groups"]
     assert group["lr"] == 0.5 and tuple(group["betas"]) == (0.1, 0.2)
     assert state["optim_map"]["state"][0]["step"] == 4  # the moments carried on from the checkpoint
@@ -382,7 +384,7 @@ def test_resume_overrides_match_a_run_that_had_them_from_the_start_of_the_resume
         out = tmp_path / schedule
         assert _train(out, "train.iterations=2", f"optim.schedule={schedule}") == 0
         assert main(["--resume", str(out), "train.iterations=4", "optim.potential.lr=0.25"]) == 0
-        lr = ckpt.load(ckpt.latest_checkpoint(out))["optim_potential"]["param_groups"][0]["lr"]
+        lr = load_checkpoint(ckpt.latest_checkpoint(out))["optim_potential"]["param_groups"][0]["lr"]
         expected = 0.25 if schedule == "constant" else 0.5 * 0.25 * (1 + np.cos(np.pi * 3 / 4))
         assert lr == pytest.approx(expected, rel=1e-12)
 
@@ -409,7 +411,7 @@ def test_resume_refuses_changes_the_checkpoint_cannot_follow(override, tmp_path,
     key = override.split("=")[0]
     assert f"error: {key}:" in line and "resuming" in line and "--out" in line
     assert (out / "config.yaml").read_text() == config  # it records what ran, and nothing else ran
-    assert ckpt.load(ckpt.latest_checkpoint(out))["step"] == 2
+    assert load_checkpoint(ckpt.latest_checkpoint(out))["step"] == 2
 
 
 def test_resume_refuses_an_edited_network_in_config_yaml(tmp_path, capsys):

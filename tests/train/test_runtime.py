@@ -15,11 +15,13 @@ import torch.multiprocessing as mp
 from fastot.algorithms import StepContext, build_algorithm
 from fastot.data.toy import Gaussian
 from fastot.nn.toy import MLPPotential, UOTMToyMap
+from fastot.sampling import load_checkpoint
 from fastot.train import checkpoint as ckpt
 from fastot.train.config import load_config, smoke
 from fastot.train.errors import ConfigError
 from fastot.train.images import grid_array
-from fastot.train.loop import Run, train
+from fastot.train.loop import train
+from fastot.train.run import Run
 
 FAST = ["train.progress=false", "train.threads=1", "eval.n_samples=200", "eval.plots=false"]
 
@@ -34,7 +36,7 @@ def _cfg(*extra: str, iterations: int = 4):
 def test_mixed_precision_runs_and_keeps_float32_weights(amp, tmp_path):
     summary = train(_cfg(f"train.amp={amp}"), tmp_path)
     assert summary["steps"] == 4
-    state = ckpt.load(ckpt.latest_checkpoint(tmp_path))
+    state = load_checkpoint(ckpt.latest_checkpoint(tmp_path))
     assert all(t.dtype == torch.float32 for t in state["map"].values())
     if amp == "fp16":
         assert state["precision"]["potential"]["scale"] > 0  # the scaler state is checkpointed
@@ -137,7 +139,7 @@ def test_only_rank_zero_writes_and_resume_with_another_world_size(tmp_path):
     assert (tmp_path / "summary.json").exists()
     rows = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 1  # one writer: rank 1 added nothing
-    state = ckpt.load(tmp_path / "checkpoints" / "ckpt_00000003.pt")
+    state = load_checkpoint(tmp_path / "checkpoints" / "ckpt_00000003.pt")
     assert len(state["rng_ranks"]) == 2 and not torch.equal(state["rng_ranks"][0], state["rng_ranks"][1])
     # The two-process run continues in one process.
     cfg = load_config(None, ["train.iterations=5"], path=tmp_path / "config.yaml")
@@ -280,8 +282,8 @@ def test_image_run_resumes_exactly(tmp_path):
     train(smoke(load_config("digits-uotm", [*ov, "train.iterations=2"])), split)
     cfg = load_config(None, ["train.iterations=4"], path=split / "config.yaml")
     train(cfg, split, resume=True)
-    a = ckpt.load(ckpt.latest_checkpoint(straight))
-    b = ckpt.load(ckpt.latest_checkpoint(split))
+    a = load_checkpoint(ckpt.latest_checkpoint(straight))
+    b = load_checkpoint(ckpt.latest_checkpoint(split))
     assert a["data"]["target"]["consumed"] == b["data"]["target"]["consumed"] == 4 * 4  # one draw per step
     for k in a["map"]:
         torch.testing.assert_close(a["map"][k], b["map"][k], atol=0, rtol=0)

@@ -17,7 +17,7 @@ from PIL import Image
 import fastot
 from fastot.algorithms import build_algorithm
 from fastot.data.registry import image_shape
-from fastot.train import loop
+from fastot.train import report
 from fastot.train.__main__ import _description, estimate_cpu_seconds, list_presets_table, main
 from fastot.train.config import (
     DEFAULT_PRESET,
@@ -31,7 +31,8 @@ from fastot.train.config import (
     to_container,
 )
 from fastot.train.images import MIN_SAVED_SIDE, save_grid
-from fastot.train.loop import Run, fused_backend
+from fastot.train.run import Run
+from fastot.train.runtime import fused_backend
 
 
 @pytest.fixture(autouse=True)
@@ -135,8 +136,8 @@ def test_version_without_git(monkeypatch):
     def no_git(*args, **kwargs):
         raise FileNotFoundError("git")
 
-    monkeypatch.setattr(loop.subprocess, "run", no_git)
-    info = loop.source_version()
+    monkeypatch.setattr(report.subprocess, "run", no_git)
+    info = report.source_version()
     assert info["git_sha"] is None and info["fastot_version"] == fastot.__version__
 
 
