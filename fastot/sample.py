@@ -16,11 +16,12 @@ import torch
 
 from fastot.errors import ConfigError
 from fastot.sampling import load_map, report_warnings
-from fastot.train.config import intra_op_threads
+from fastot.train.config import check_run_config, intra_op_threads
 
 
 def sample_run(run_dir: Path, n: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``n`` pairs (x, T(x, z)) of the run's sampling map; ``seed`` defaults to the run's eval.seed."""
+    check_run_config(run_dir)
     trained = load_map(run_dir)
     threads = intra_op_threads(trained.config)
     if threads:  # the run's own setting: the trainer drew its samples on these threads

@@ -21,6 +21,7 @@ from pathlib import Path
 from fastot.errors import ConfigError
 from fastot.eval.fid import FeatureExtractor
 from fastot.sampling import iter_generated, report_warnings
+from fastot.train.config import check_run_config
 
 PROG = "fastot.eval"
 METRICS = ("fid", "pr", "is")
@@ -99,6 +100,7 @@ def _fid(args, extractor: FeatureExtractor) -> dict:
     from fastot.eval.fid import dataset_batches, extract, frechet_distance, reference_features
 
     if args.run is not None:
+        check_run_config(args.run)
         batches = iter_generated(args.run, args.n, args.batch_size, args.seed, args.device)
         quantize = True
     else:

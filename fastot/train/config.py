@@ -166,6 +166,15 @@ def _select(cfg: DictConfig, dotted: str) -> Any:
     return OmegaConf.select(cfg, dotted)
 
 
+def check_run_config(run_dir: Path) -> None:
+    """Validate a run's ``config.yaml`` as the trainer would (unknown keys, bad YAML: a ConfigError
+    naming the key or line and the file). Commands that only read a run call this before loading
+    it; a missing directory or file is left to the loader's own message."""
+    path = Path(run_dir) / "config.yaml"
+    if path.is_file():
+        load_config(None, [], path=path)
+
+
 def load_config(
     preset: str | None,
     overrides: list[str] | None = None,
