@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,9 +26,26 @@ class _NaNAfter(MLPPotential):
         return out if self.left > 0 else out * float("nan")
 
 
+def _diverging_argv(out: Path, *extra: str, calls: int = 40) -> list[str]:
+    # uotm-outlier-1d without R1: 5 potential steps of 2 potential calls and 1 map step of 1 call,
+    # 11 calls per step; call 40 falls in step 4 (steps count from 1, as in metrics.jsonl).
+    return [
+        "--out",
+        str(out),
+        "train.progress=false",
+        "train.threads=1",
+        f"networks.potential={{name: {NAN_POTENTIAL}, calls: {calls}}}",
+        "algorithm.regularizer=none",
+        "train.iterations=20",
+        "train.batch_size=16",
+        *extra,
+    ]
+
+
 @pytest.fixture
-def nan_potential() -> Iterator[str]:
-    """Registers the diverging potential for one test; yields its registry name."""
+def nan_potential() -> Iterator[Callable[..., list[str]]]:
+    """Registers the diverging potential for one test; yields ``argv(out, *overrides)``, the
+    ``python -m fastot.train`` arguments of a uotm-outlier-1d run that diverges at step 4."""
     register_potential(NAN_POTENTIAL)(_NaNAfter)
-    yield NAN_POTENTIAL
+    yield _diverging_argv
     POTENTIALS.pop(NAN_POTENTIAL)

@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,26 +196,11 @@ def test_loss_watch_stays_bounded_without_checks(monkeypatch):
     assert watch.found == (7, "map loss", pytest.approx(math.nan, nan_ok=True))  # scanned on the way
 
 
-def _nan_argv(out: Path, *extra: str) -> list[str]:
-    # uotm-outlier-1d without R1: 11 potential calls per step; call 40 falls in step 4.
-    return [
-        "--out",
-        str(out),
-        "train.progress=false",
-        "train.threads=1",
-        "networks.potential={name: test_nan_after, calls: 40}",
-        "algorithm.regularizer=none",
-        "train.iterations=20",
-        "train.batch_size=16",
-        *extra,
-    ]
-
-
 def test_divergence_found_at_a_later_checkpoint_names_its_step(nan_potential, tmp_path, capsys):
     # Step 4 diverges; nothing is read back until step 6, a checkpoint step. The error names step 4,
     # the checkpoint of step 3 stays the latest, and step 6's (of NaN weights) is never written.
     out = tmp_path / "run"
-    assert main(_nan_argv(out, "train.log_every=10", "train.ckpt_every=3")) == 1
+    assert main(nan_potential(out, "train.log_every=10", "train.ckpt_every=3")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("fastot.train: error: training diverged at step 4 (potential loss = nan)"), err
     assert err[-1].endswith("ckpt_00000003.pt"), err[-1]

@@ -229,20 +229,7 @@ def test_resume_matches_uninterrupted_run_bit_for_bit(preset, extra, tmp_path):
 
 def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(nan_potential, tmp_path, capsys):
     out = tmp_path / "run"
-    # uotm-outlier-1d: 5 potential steps (2 potential calls each) + 1 map step (1 call) = 11 calls/iteration
-    argv = [
-        "--preset",
-        "uotm-outlier-1d",
-        "--out",
-        str(out),
-        "train.progress=false",
-        "train.threads=1",
-        "networks.potential={name: test_nan_after, calls: 40}",
-        "algorithm.regularizer=none",
-        "train.iterations=20",
-        "train.ckpt_every=2",
-        "train.batch_size=16",
-    ]
+    argv = ["--preset", "uotm-outlier-1d", *nan_potential(out, "train.ckpt_every=2")]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if "error" in line]  # after the block that says what will run
