@@ -80,8 +80,9 @@ class WeakCostTests:
         g = torch.randn(b, dtype=torch.float64)
         gx, gy = torch.autograd.grad(out, (x, y), backend.to(g.to(dtype)))
         ex, ey = torch.autograd.grad(exp, (xd, yd), g)
-        check(gx, ex, dtype, floor=1e-3)
-        check(gy, ey, dtype, floor=1e-3)
+        # A sample's gradient is the difference of its transport and spread terms (each ~1e-1 here).
+        check(gx, ex, dtype, floor=1e-2)
+        check(gy, ey, dtype, floor=1e-2)
 
     @pytest.mark.parametrize("z", range(2, 11))
     def test_every_sample_count(self, z):
