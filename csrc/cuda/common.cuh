@@ -10,16 +10,13 @@
 #include <type_traits>
 
 #include "reduce.cuh"
+#include "row_plan.h"
 
 namespace fastot::cuda {
 
 // Accumulation type: float for half / bfloat16 / float, double for double.
 template <typename T>
 using acc_t = at::opmath_type<T>;
-
-inline int64_t ceil_div(int64_t a, int64_t b) {
-  return (a + b - 1) / b;
-}
 
 // ---- vector memory access ------------------------------------------------------------------
 

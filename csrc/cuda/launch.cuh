@@ -1,6 +1,5 @@
-// How the fastot CUDA kernels are launched: the split of [rows, d] work into tasks of one chunk
-// of one row (RowPlan), the grids, partial-sum buffers and the launch itself, on the current
-// stream with its error check.
+// How the fastot CUDA kernels are launched: the row plan of this device (row_plan.h), the grids,
+// partial-sum buffers and the launch itself, on the current stream with its error check.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -14,6 +13,7 @@
 #include <utility>
 
 #include "common.cuh"
+#include "row_plan.h"
 
 namespace fastot::cuda {
 
@@ -21,71 +21,13 @@ inline int num_sms() {
   return at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
 }
 
-// [rows, d] work split into tasks of one chunk of one row. Chunks are multiples of the
-// vector width, so vector loads stay aligned, and a row is split only when there are too
-// few rows to fill the GPU (B = 16 rows of d = 3 * 256 * 256 become hundreds of blocks).
-struct RowPlan {
-  int64_t rows = 0;
-  int64_t d = 0;
-  int64_t chunks = 1;     // chunks per row
-  int64_t chunk_len = 0;  // elements per chunk (the last one of a row may be shorter)
-  int group = 1;          // threads per task: a power of two in [1, kThreads]
-
-  __host__ __device__ int64_t tasks() const { return rows * chunks; }
-  __host__ __device__ int64_t tasks_per_block() const { return kThreads / group; }
-  // Elements between one thread's consecutive packs of V elements.
-  __host__ __device__ int64_t stride(int v) const { return static_cast<int64_t>(group) * v; }
-  int64_t blocks(int64_t n_tasks) const { return std::max<int64_t>(1, ceil_div(n_tasks, tasks_per_block())); }
-};
-
-// Packs (vector loads) a chunk holds at least, and packs per thread the group size aims at.
-constexpr int64_t kMinChunkPacks = 1024;
-constexpr int64_t kPacksPerThread = 4;
-
-// `occupancy_rows` counts the independent rows of work (B, or B * K when every row holds K
-// separate reductions) when deciding whether rows must be split.
+// The plan for this device: see row_plan.h.
 inline RowPlan plan_rows(int64_t rows, int64_t d, int vec, int64_t occupancy_rows) {
-  RowPlan p;
-  p.rows = rows;
-  p.d = d;
-  const int64_t packs = ceil_div(d, vec);
-  if (packs == 0) return p;
-  const int64_t want_tasks = 8 * static_cast<int64_t>(num_sms());
-  int64_t chunks = 1;
-  if (packs >= 2 * kMinChunkPacks && occupancy_rows < want_tasks)
-    chunks = std::min(packs / kMinChunkPacks, ceil_div(want_tasks, std::max<int64_t>(occupancy_rows, 1)));
-  const int64_t chunk_packs = ceil_div(packs, chunks);
-  p.chunks = ceil_div(packs, chunk_packs);
-  p.chunk_len = chunk_packs * vec;
-  while (p.group < kThreads && p.group * kPacksPerThread < chunk_packs) p.group *= 2;
-  return p;
+  return plan_rows(rows, d, vec, occupancy_rows, num_sms());
 }
 
-// One task of a RowPlan as a thread sees it. Threads of a block's last, partly filled
-// groups get an inactive task with an empty range: they still take part in group_sum.
-struct RowTask {
-  int64_t index;  // task index: row * chunks + chunk
-  int64_t row;
-  int64_t chunk;
-  int64_t j0, j1;  // element range [j0, j1) of the row
-  int lane;        // thread within the group, in [0, group)
-  bool active;
-
-  // Column of this thread's first pack of V elements.
-  __device__ int64_t begin(int v) const { return j0 + static_cast<int64_t>(lane) * v; }
-};
-
 __device__ __forceinline__ RowTask row_task(const RowPlan& p, int64_t n_tasks, int64_t sub_tasks = 1) {
-  RowTask t;
-  t.index = static_cast<int64_t>(blockIdx.x) * p.tasks_per_block() + threadIdx.x / p.group;
-  t.lane = static_cast<int>(threadIdx.x) % p.group;
-  t.active = t.index < n_tasks;
-  const int64_t rc = t.active ? t.index / sub_tasks : 0;
-  t.row = rc / p.chunks;
-  t.chunk = rc % p.chunks;
-  t.j0 = t.chunk * p.chunk_len;
-  t.j1 = t.active ? std::min(p.d, t.j0 + p.chunk_len) : t.j0;
-  return t;
+  return row_task_of(p, n_tasks, sub_tasks, blockIdx.x, static_cast<int>(threadIdx.x));
 }
 
 // A one-dimensional grid of `blocks` blocks.

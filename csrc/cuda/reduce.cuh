@@ -1,16 +1,15 @@
 // Reductions shared by the fastot CUDA kernels: warp shuffles within a warp, shared
 // memory across the warps of a block.
 //
-// Every kernel runs blocks of kThreads threads. A block serves kThreads / group tasks
-// (a task is one chunk of one row) with `group` consecutive threads each, so short
-// rows do not leave most of a block idle and long rows get a whole block.
+// Every kernel runs blocks of kThreads threads (row_plan.h), `group` consecutive threads per task.
 #pragma once
 
 #include <cstdint>
 
+#include "row_plan.h"
+
 namespace fastot::cuda {
 
-constexpr int kThreads = 256;
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = kThreads / kWarp;
 
