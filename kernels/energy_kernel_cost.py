@@ -140,8 +140,8 @@ def _energy_bwd_kernel(
     if r == 0:
         acc = tl.zeros_like(x)
         yz_ptr = yr  # stepped d at a time: z * d could overflow int32
-        for z in range(0, Z):
-            a = c_a * _inv_or_zero(to_acc(tl.load(nr + z)))
+        for k in range(0, Z):  # not z: the other branch's z is int64 and the compiler merges names
+            a = c_a * _inv_or_zero(to_acc(tl.load(nr + k)))
             acc += a * (x - to_acc(tl.load(yz_ptr + offs, mask=m, other=0.0)))
             yz_ptr += d
         tl.store(gx_ptr + row * d + offs, acc.to(gx_ptr.dtype.element_ty), mask=m)
