@@ -27,10 +27,14 @@ struct RowChunks {
   }
   int64_t tasks() const { return B * per_row; }
 
-  // fn(b, task, j0, j1) for every chunk [j0, j1) of every row b, in parallel.
+  // fn(b, task, j0, j1) for every chunk [j0, j1) of every row b, in parallel. Tasks are grouped
+  // to at least at::internal::GRAIN_SIZE elements: a toy batch (B = 256, d = 2) runs inline
+  // instead of waking the thread pool, which costs more than the work and stalls whenever
+  // another process holds a core.
   template <typename F>
   void run(const F& fn) const {
-    at::parallel_for(0, tasks(), 1, [&](int64_t t0, int64_t t1) {
+    const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(len, 1));
+    at::parallel_for(0, tasks(), grain, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const int64_t b = t / per_row;
         const int64_t j0 = (t % per_row) * len;

@@ -75,11 +75,18 @@ def resolve(device: torch.device, backend: str | None) -> str:
     if name is None:
         name = os.environ.get("FASTOT_BACKEND", "auto")
         _check_name(name, "FASTOT_BACKEND")
+    # The common cases first, without building the list of available backends: every op call
+    # ends here, and at toy sizes this function is a visible part of the call.
+    kind = device.type
+    if name == "cpp" and kind == "cpu" and STATUS.cpp:
+        return name
+    if name == "cuda" and kind == "cuda" and STATUS.cuda:
+        return name
     _check_name(name)
     if name == "auto":
-        if device.type == "cpu":
+        if kind == "cpu":
             return "cpp" if STATUS.cpp else "eager"
-        if device.type == "cuda":
+        if kind == "cuda":
             if STATUS.cuda:
                 return "cuda"
             if STATUS.triton:

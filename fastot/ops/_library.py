@@ -125,8 +125,10 @@ def call(backend: str, name: str, *args: Any) -> Any:
         # The registered op: the compiler traces its fake kernel and its autograd.
         return getattr(torch.ops.fastot, name + kernels.suffix)(*args)
     bound = kernels.bound[name]
-    if torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args):
-        return _Direct.apply(bound, *args)
+    if torch.is_grad_enabled():
+        for a in args:  # a loop, not any(<generator>): this runs on every call of every op
+            if isinstance(a, Tensor) and a.requires_grad:
+                return _Direct.apply(bound, *args)
     with torch._C._AutoDispatchBelowAutograd():
         return bound.op(*args)
 
