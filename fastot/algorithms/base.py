@@ -53,7 +53,7 @@ class StepContext:
     generator: torch.Generator
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     # fp16 training multiplies losses by this before backward; R1's inner gradient uses it too.
-    loss_scale: float = 1.0
+    loss_scale: Tensor | float = 1.0
     # The potential as gradient penalties call it: they differentiate it twice, which a
     # torch.compile'd network cannot do, so the trainer passes the uncompiled one here.
     penalty_potential: nn.Module | None = None
@@ -242,7 +242,8 @@ class UnifiedOT:
             # the loss, then divide back in float32 before squaring.
             s = ctx.loss_scale
             (grad,) = torch.autograd.grad(v_real.sum() * s, y, create_graph=True)
-            grad = grad.float() / s if s != 1.0 else grad
+            if isinstance(s, Tensor) or s != 1.0:
+                grad = grad.float() / s
             return r1_penalty(grad, self.reg_weight)
         if self.regularizer == "gp" and self.reg_weight > 0:
             # Gulrajani et al.: lambda * E(||grad v(x_hat)|| - 1)^2 on random interpolates.

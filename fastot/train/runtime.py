@@ -85,10 +85,11 @@ class Precision:
             k: torch.amp.GradScaler(self.device.type, enabled=enabled) for k in ("map", "potential")
         }
 
-    def loss_scale(self, which: str) -> float:
-        """The factor fp16 losses are multiplied by before backward (1 when not scaling)."""
+    def loss_scale(self, which: str) -> Tensor | float:
+        """The factor fp16 losses are multiplied by before backward: the scaler's current scale as a
+        device tensor (``get_scale()`` would read it back to the host), or 1.0 when not scaling."""
         scaler = self.scalers[which]
-        return float(scaler.get_scale()) if scaler.is_enabled() else 1.0
+        return scaler.scale(torch.ones((), device=self.device)) if scaler.is_enabled() else 1.0
 
     def backward(self, loss: Tensor, which: str) -> None:
         self.scalers[which].scale(loss).backward()

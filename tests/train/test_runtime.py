@@ -42,14 +42,15 @@ def test_mixed_precision_runs_and_keeps_float32_weights(amp, tmp_path):
         assert state["precision"]["potential"]["scale"] > 0  # the scaler state is checkpointed
 
 
-def test_r1_under_loss_scaling_equals_unscaled():
+@pytest.mark.parametrize("scale", [2.0**16, torch.tensor(2.0**16)], ids=["float", "device-tensor"])
+def test_r1_under_loss_scaling_equals_unscaled(scale):
     torch.manual_seed(0)
     pot = MLPPotential(dim=3)
     algo = build_algorithm({"name": "otm", "reg_weight": 0.7})
     ctx = StepContext(UOTMToyMap(dim=3), pot, Gaussian(3), Gaussian(3), 16, torch.Generator().manual_seed(0))
     y = torch.randn(16, 3, requires_grad=True)
     ref = algo.regularization(ctx, y, pot(y), y)
-    ctx.loss_scale = 2.0**16
+    ctx.loss_scale = scale
     y2 = y.detach().clone().requires_grad_(True)
     scaled = algo.regularization(ctx, y2, pot(y2), y2)
     torch.testing.assert_close(scaled, ref)
