@@ -43,7 +43,7 @@ def train(cfg: DictConfig, run_dir: Path, resume: bool = False, overwrite: bool 
             stop.phase = "training"  # a signal now waits for the end of the iteration
             for it in range(run.step, run.total):
                 books.after_step(it, run.iteration(it))
-                if stop.requested(run.device):
+                if stop.requested(run.device, run.step):
                     books.stop(stop.signum)
             books.end_training()
             stop.phase = "final evaluation"

@@ -255,6 +255,13 @@ class GracefulStop:
         if not (first and self.phase == "training"):
             raise Interrupted(signum)
 
-    def requested(self, device: torch.device) -> bool:
-        """Whether to stop now; with several processes all ranks agree (and stop at the same step)."""
+    # With several processes, agreeing on a stop is a collective and a host sync: ranks agree
+    # every POLL_EVERY steps rather than every step, so a signal stops them that much later.
+    POLL_EVERY = 8
+
+    def requested(self, device: torch.device, step: int | None = None) -> bool:
+        """Whether to stop after ``step`` (None: now, whatever the step). One process reads its
+        own flag; several agree, all at the same steps, and stop together."""
+        if step is not None and step % self.POLL_EVERY and world_size() > 1:
+            return False
         return any_rank(self.signum is not None, device)

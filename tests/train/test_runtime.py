@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from fastot.data.toy import Gaussian
 from fastot.nn.toy import MLPPotential, UOTMToyMap
 from fastot.sampling import load_checkpoint
 from fastot.train import checkpoint as ckpt
+from fastot.train import runtime
 from fastot.train.config import load_config, smoke
 from fastot.train.errors import ConfigError
 from fastot.train.images import grid_array
@@ -311,3 +313,19 @@ def test_compiled_networks_train_like_eager_ones(preset, tmp_path):
         runs[compiled] = _weights(run)
     for k, v in runs[False].items():
         torch.testing.assert_close(runs[True][k], v, rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_several_processes_agree_on_a_stop_every_few_steps_only(monkeypatch):
+    # Agreeing is an all-reduce and a host sync: ranks do it at the same steps, every POLL_EVERY.
+    collectives = []
+    monkeypatch.setattr(runtime, "world_size", lambda: 2)
+    monkeypatch.setattr(runtime.dist, "all_reduce", lambda t, op=None: collectives.append(int(t)))
+    stop = runtime.GracefulStop()
+    stop.signum = signal.SIGTERM  # a signal arrived on this rank
+    every = runtime.GracefulStop.POLL_EVERY
+    agreed = [step for step in range(1, 3 * every + 1) if stop.requested(torch.device("cpu"), step)]
+    assert agreed == [every, 2 * every, 3 * every] and collectives == [1, 1, 1]
+    assert stop.requested(torch.device("cpu")) and len(collectives) == 4  # no step: agree now
+    monkeypatch.setattr(runtime, "world_size", lambda: 1)  # one process: its own flag, every step
+    assert all(stop.requested(torch.device("cpu"), step) for step in range(1, every))
+    assert len(collectives) == 4
