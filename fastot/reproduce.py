@@ -52,7 +52,7 @@ class Experiment:
     source: str  # the paper's table or figure
     rows: list[Row]
     extract: Callable[[Path], dict[str, float]]
-    ms_per_iteration: float  # measured on one thread of a 2-core CPU; for --list estimates
+    ms_per_iteration: float  # one idle thread of a 2-core CPU (two --jobs: 1.3-2x); for --list
     exact: bool = True  # compare with fastot.groundtruth
     floor: Callable[[Path], dict[str, float]] | None = None  # what the exact solution itself scores
 
@@ -191,7 +191,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             )
         ],
         _table1,
-        ms_per_iteration=45.0,
+        ms_per_iteration=100.0,
     ),
     "outlier": Experiment(
         "UOTM outlier robustness (1-D)",
@@ -211,7 +211,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             )
         ],
         _outlier,
-        ms_per_iteration=45.0,
+        ms_per_iteration=100.0,
     ),
     "unified": Experiment(
         "Unified framework: N(0, I₂) → 8 Gaussians",
@@ -228,7 +228,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             )
         ],
         _grid,
-        ms_per_iteration=25.0,
+        ms_per_iteration=42.0,
     ),
     "grids": Experiment(
         "S-JKO vs UOTM vs source-fixed UOTM: 25 Gaussians and two circles",
@@ -250,7 +250,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             ),
         ],
         _grid,
-        ms_per_iteration=37.0,
+        ms_per_iteration=46.0,
     ),
     "weak": Experiment(
         "NOT vs KNOT: two moons → Unif([−2, 2]²)",
@@ -266,7 +266,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             for gamma in (0.0, 0.5, 1.0)
         ],
         _weak,
-        ms_per_iteration=40.0,
+        ms_per_iteration=50.0,
         exact=False,
     ),
     "ou": Experiment(
@@ -283,7 +283,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             for d, paper in ((2, "−2.3 / −2.4"), (4, "−0.9 / −1.2"), (6, "−1.8 / −0.8"), (10, "−0.1 / −0.1"))
         ],
         _ou,
-        ms_per_iteration=20.0,
+        ms_per_iteration=50.0,
         exact=False,
         floor=_ou_floor,
     ),
