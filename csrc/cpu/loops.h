@@ -28,24 +28,47 @@ namespace fastot::cpu {
 template <typename T>
 using acc_t = at::opmath_type<T>;
 
+// Partial sums per tile: one vector accumulator would make every add wait for the previous
+// one (the loop then runs at the add latency, ~1.5x slower than memory on an AVX2 core).
+// 256 bytes of partials: eight AVX2 or four AVX-512 registers.
+template <typename T>
+constexpr int64_t kPartials = 256 / sizeof(acc_t<T>);
+
 // sum_j (a_j - b_j)^2 over [0, n), n <= kTile summed in acc_t.
 template <typename T>
 FASTOT_SIMD_CLONES acc_t<T> tile_sq_diff_sum(const T* a, const T* b, int64_t n) {
+  acc_t<T> part[kPartials<T>] = {};
+  int64_t j = 0;
+  for (; j + kPartials<T> <= n; j += kPartials<T>) {
+#pragma omp simd
+    for (int64_t k = 0; k < kPartials<T>; ++k) {
+      const acc_t<T> diff = load_acc(a[j + k]) - load_acc(b[j + k]);
+      part[k] += diff * diff;
+    }
+  }
   acc_t<T> s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) {
+  for (; j < n; ++j) {
     const acc_t<T> diff = load_acc(a[j]) - load_acc(b[j]);
     s += diff * diff;
   }
+#pragma omp simd reduction(+ : s)
+  for (int64_t k = 0; k < kPartials<T>; ++k) s += part[k];
   return s;
 }
 
 // sum_j a_j^2 over [0, n), n <= kTile summed in acc_t.
 template <typename T>
 FASTOT_SIMD_CLONES acc_t<T> tile_sq_sum(const T* a, int64_t n) {
+  acc_t<T> part[kPartials<T>] = {};
+  int64_t j = 0;
+  for (; j + kPartials<T> <= n; j += kPartials<T>) {
+#pragma omp simd
+    for (int64_t k = 0; k < kPartials<T>; ++k) part[k] += load_acc(a[j + k]) * load_acc(a[j + k]);
+  }
   acc_t<T> s = 0;
+  for (; j < n; ++j) s += load_acc(a[j]) * load_acc(a[j]);
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += load_acc(a[j]) * load_acc(a[j]);
+  for (int64_t k = 0; k < kPartials<T>; ++k) s += part[k];
   return s;
 }
 
