@@ -94,7 +94,7 @@ def _backward(
     kernels: Kernels, ctx: Any, grad: Tensor, _g_norms: Tensor | None
 ) -> tuple[Tensor | None, Tensor | None, None, None]:
     x, y, norms = ctx.saved_tensors
-    gx, gy = kernels.op("_energy_kernel_cost_backward")(grad, x, y, norms, ctx.gamma, ctx.scale)
+    gx, gy = kernels.call("_energy_kernel_cost_backward", grad, x, y, norms, ctx.gamma, ctx.scale)
     return (gx if needs(ctx, 0) else None), (gy if needs(ctx, 1) else None), None, None
 
 

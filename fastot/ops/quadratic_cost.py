@@ -61,14 +61,13 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 def _backward(kernels: Kernels, ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
     # d/dx = 2 s g (x - y) and d/dy = -d/dx: one kernel pass per requested gradient.
     x, y = ctx.saved_tensors
-    backward_op = kernels.op("_quadratic_cost_backward")
     gx = gy = None
     if needs(ctx, 0):
-        gx = backward_op(grad, x, y, ctx.scale)
+        gx = kernels.call("_quadratic_cost_backward", grad, x, y, ctx.scale)
         if needs(ctx, 1):
             gy = -gx
     elif needs(ctx, 1):
-        gy = backward_op(grad, y, x, ctx.scale)
+        gy = kernels.call("_quadratic_cost_backward", grad, y, x, ctx.scale)
     return gx, gy, None
 
 

@@ -75,7 +75,7 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 
 def _backward(kernels: Kernels, ctx: Any, g: Tensor) -> tuple[Tensor, None]:
     (grad,) = ctx.saved_tensors
-    return kernels.op("_r1_penalty_backward")(g, grad, ctx.weight), None
+    return kernels.call("_r1_penalty_backward", g, grad, ctx.weight), None
 
 
 def _fake_backward(grad_out: Tensor, grad: Tensor, weight: float) -> Tensor:
@@ -92,7 +92,7 @@ def _backward_backward(kernels: Kernels, ctx: Any, gg: Tensor) -> tuple[Tensor |
     grad_out, grad = ctx.saved_tensors
     c = ctx.weight / grad.shape[0]
     d_out = (c * (gg * grad).sum()).reshape(grad_out.shape).to(grad_out.dtype) if needs(ctx, 0) else None
-    d_grad = kernels.op("_r1_penalty_backward")(grad_out, gg, ctx.weight) if needs(ctx, 1) else None
+    d_grad = kernels.call("_r1_penalty_backward", grad_out, gg, ctx.weight) if needs(ctx, 1) else None
     return d_out, d_grad, None
 
 

@@ -65,7 +65,7 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
 
 def _backward(kernels: Kernels, ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
     x, y = ctx.saved_tensors
-    gx, gy = kernels.op("_weak_quadratic_cost_backward")(grad, x, y, ctx.gamma, ctx.scale)
+    gx, gy = kernels.call("_weak_quadratic_cost_backward", grad, x, y, ctx.gamma, ctx.scale)
     return (gx if needs(ctx, 0) else None), (gy if needs(ctx, 1) else None), None, None
 
 
