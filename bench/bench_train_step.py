@@ -79,7 +79,7 @@ def test_uotm_toy_step(benchmark: Any, provider: str, threads: int) -> None:
 @pytest.mark.parametrize("threads", THREADS, ids=lambda t: f"t{t}")
 @pytest.mark.parametrize("provider", fused_providers())
 def test_uotm_toy_step_interleaved(benchmark: Any, provider: str, threads: int) -> None:
-    """The eager and the fused step in alternating blocks of BLOCK steps, so both see the same
+    """The eager and the fused step in alternating blocks of ``block`` steps, so both see the same
     machine. The step is the networks' time and the two differ by a few percent, less than this
     machine drifts between two tests timed one after the other: the fused >= eager target reads
     this case (the ratio of the two providers' median block times)."""
