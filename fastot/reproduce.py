@@ -8,8 +8,9 @@ Every row of an experiment is a shipped preset plus overrides, run once per seed
 runs the papers' schedules (the presets' own lengths unless a row says otherwise); ``--budget cpu``
 runs the shorter budgets below. For every row the table gives our mean +- std over seeds, the
 paper's value, and the same metric at the exact optimum of the objective being trained
-(``fastot.groundtruth``), plus our distance to that optimum. Finished runs are reused, so an
-interrupted sweep continues. Writes ``OUT/<budget>/<experiment>.md`` and ``.png``.
+(``fastot.groundtruth``), plus our distance to that optimum. An interrupted sweep continues: finished
+runs are reused, and a run cut off mid-way resumes from its last checkpoint if its configuration is
+unchanged. Writes ``OUT/<budget>/<experiment>.md`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -299,15 +300,37 @@ def run_dir_of(out: Path, budget: str, row: Row, seed: int) -> Path:
     return out / budget / f"{row.preset}--{_slug(row.label)}-s{seed}"
 
 
+def run_overrides(row: Row, seed: int, budget: str) -> list[str]:
+    overrides = [*row.overrides, *(row.cpu if budget == "cpu" else row.paper)]
+    return [*overrides, f"seed={seed}", "train.threads=1", "train.progress=false", "eval.plots=false"]
+
+
+def resumable(run_dir: Path, row: Row, overrides: list[str]) -> bool:
+    """An interrupted run of this very configuration with a checkpoint to continue from (the trainer
+    resumes bit for bit, so a paper-budget run may span several sittings)."""
+    from omegaconf import OmegaConf
+
+    from fastot.train.checkpoint import latest_checkpoint
+    from fastot.train.config import load_config
+
+    if not (run_dir / "config.yaml").is_file() or latest_checkpoint(run_dir) is None:
+        return False
+    wanted = OmegaConf.to_container(load_config(row.preset, overrides))
+    return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")) == wanted
+
+
 def run_one(row: Row, seed: int, out: Path, budget: str) -> Path:
     run_dir = run_dir_of(out, budget, row, seed)
     if (run_dir / "summary.json").exists() or (run_dir / "diverged.txt").exists():
         return run_dir
-    overrides = [*row.overrides, *(row.cpu if budget == "cpu" else row.paper)]
-    overrides += [f"seed={seed}", "train.threads=1", "train.progress=false", "eval.plots=false"]
-    cmd = [sys.executable, "-m", "fastot.train", "--preset", row.preset, "--out", str(run_dir), *overrides]
-    if run_dir.exists():  # an interrupted reproduction: start it again from nothing
-        shutil.rmtree(run_dir)
+    overrides = run_overrides(row, seed, budget)
+    cmd = [sys.executable, "-m", "fastot.train"]
+    if resumable(run_dir, row, overrides):
+        cmd += ["--resume", str(run_dir)]
+    else:
+        if run_dir.exists():  # interrupted before its first checkpoint, or another configuration
+            shutil.rmtree(run_dir)
+        cmd += ["--preset", row.preset, "--out", str(run_dir), *overrides]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 and "diverged" in proc.stderr.lower():
         run_dir.mkdir(parents=True, exist_ok=True)

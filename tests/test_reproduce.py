@@ -87,3 +87,31 @@ def test_ou_noise_floor_is_what_exact_samples_score(tmp_path):
     expected = math.log10((d + d * (d + 1) / 2) / n)
     for v in floor.values():
         assert abs(v - expected) < 0.1, (v, expected)
+
+
+def test_an_interrupted_run_resumes_and_a_changed_one_starts_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from fastot.train.checkpoint import latest_checkpoint
+
+    row = next(r for r in reproduce.EXPERIMENTS["outlier"].rows if r.preset == "uotm-outlier-1d")
+    monkeypatch.setattr(row, "cpu", ["train.iterations=4", "train.ckpt_every=2", *FAST[3:]])
+    run_dir = reproduce.run_dir_of(tmp_path, "cpu", row, 0)
+    train(load_config(row.preset, reproduce.run_overrides(row, 0, "cpu")), run_dir)
+    (run_dir / "summary.json").unlink()  # cut off during the final evaluation
+    calls: list[list[str]] = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return SimpleNamespace(returncode=0, stderr="")
+
+    monkeypatch.setattr(reproduce.subprocess, "run", fake_run)
+    reproduce.run_one(row, 0, tmp_path, "cpu")
+    assert calls[-1][3:] == ["--resume", str(run_dir)]
+    assert latest_checkpoint(run_dir) is not None  # nothing was deleted
+
+    # A longer budget is another configuration: its run starts from nothing.
+    monkeypatch.setattr(row, "cpu", ["train.iterations=6", "train.ckpt_every=2", *FAST[3:]])
+    reproduce.run_one(row, 0, tmp_path, "cpu")
+    assert "--resume" not in calls[-1] and calls[-1][3:7] == ["--preset", row.preset, "--out", str(run_dir)]
+    assert not run_dir.exists()
