@@ -91,6 +91,30 @@ def test_gradgradcheck_through_an_mlp_potential(backend):
     assert torch.autograd.gradgradcheck(f, (real,))
 
 
+@pytest.mark.parametrize("backend", backends("cpp"), indirect=True)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("first_grad_out", [1.0, 2.5])
+def test_one_pass_cpu_path_gives_the_two_pass_numbers(backend, dtype, first_grad_out):
+    # A CPU forward on a gradient that requires grad also writes the gradient for grad_out = 1, and
+    # the backward hands it over (rewritten for another grad_out; a second backward through the
+    # retained graph recomputes it): every result must be the separate ops' numbers, bit for bit.
+    g = make((5, 3, 33, 7), dtype).requires_grad_()
+    ops = torch.ops.fastot
+    value = fastot.r1_penalty(g, 0.3, backend="cpp")
+    assert type(value.grad_fn).__name__ == "_ValueAndGradBackward"
+    assert torch.equal(value, ops.r1_penalty(g.detach().flatten(1), 0.3))
+    for go in (first_grad_out, 3.0 - first_grad_out, 1.0):
+        (got,) = torch.autograd.grad(value, g, torch.tensor(go, dtype=dtype), retain_graph=True)
+        want = ops._r1_penalty_backward(torch.tensor(go), g.detach().flatten(1), 0.3)
+        assert torch.equal(got, want.view_as(g)), go
+
+
+def test_one_pass_cpu_helpers_reject_a_mismatched_gradient_buffer():
+    grad = torch.ones(3, 4)
+    with pytest.raises(ValueError, match="d_grad must be a contiguous tensor shaped and typed like grad"):
+        torch.ops.fastot._r1_penalty_grad_for_(torch.ones(3, 5), torch.tensor(2.0), grad, 0.1)
+
+
 def test_negative_weight_rejected():
     with pytest.raises(ValueError, match="weight must be >= 0"):
         fastot.r1_penalty(torch.ones(2, 3), -1.0)

@@ -54,6 +54,14 @@ def test_opcheck(backend, requires_grad):
         torch.library.opcheck(op, args, **({"test_utils": utils} if utils else {}))
 
 
+@pytest.mark.parametrize("backend", backends("cpp"), indirect=True)
+def test_opcheck_of_the_cpu_only_helpers(backend):
+    # R1's one-pass CPU path: called below autograd on tensors that need no gradient.
+    g = make((4, 6), torch.float32)
+    torch.library.opcheck(ops._r1_penalty_and_grad.default, (g, 0.2))
+    torch.library.opcheck(ops._r1_penalty_grad_for_.default, (torch.zeros(4, 6), torch.tensor(2.0), g, 0.2))
+
+
 @pytest.mark.skipif(not (STATUS.cpp and STATUS.triton), reason="needs both the C++ and the Triton ops")
 @pytest.mark.parametrize("name", OP_NAMES)
 def test_triton_schema_mirrors_cpp_op(name):

@@ -56,17 +56,26 @@ FASTOT_SIMD_CLONES acc_t<T> tile_sq_diff_sum(const T* a, const T* b, int64_t n) 
   return s;
 }
 
-// sum_j a_j^2 over [0, n), n <= kTile summed in acc_t.
-template <typename T>
-FASTOT_SIMD_CLONES acc_t<T> tile_sq_sum(const T* a, int64_t n) {
+// sum_j a_j^2 over [0, n), n <= kTile summed in acc_t; with kScale, also out_j = coef * a_j in the
+// same pass (the sum is the same either way: the stores do not touch the partials).
+template <typename T, bool kScale = false>
+FASTOT_SIMD_CLONES acc_t<T> tile_sq_sum(const T* a, int64_t n, T* out = nullptr, acc_t<T> coef = 0) {
   acc_t<T> part[kPartials<T>] = {};
   int64_t j = 0;
   for (; j + kPartials<T> <= n; j += kPartials<T>) {
 #pragma omp simd
-    for (int64_t k = 0; k < kPartials<T>; ++k) part[k] += load_acc(a[j + k]) * load_acc(a[j + k]);
+    for (int64_t k = 0; k < kPartials<T>; ++k) {
+      const acc_t<T> v = load_acc(a[j + k]);
+      part[k] += v * v;
+      if constexpr (kScale) out[j + k] = store_as<T>(coef * v);
+    }
   }
   acc_t<T> s = 0;
-  for (; j < n; ++j) s += load_acc(a[j]) * load_acc(a[j]);
+  for (; j < n; ++j) {
+    const acc_t<T> v = load_acc(a[j]);
+    s += v * v;
+    if constexpr (kScale) out[j] = store_as<T>(coef * v);
+  }
 #pragma omp simd reduction(+ : s)
   for (int64_t k = 0; k < kPartials<T>; ++k) s += part[k];
   return s;
@@ -85,6 +94,15 @@ template <typename T>
 inline double sq_sum(const T* a, int64_t n) {
   double total = 0.0;
   for (int64_t j0 = 0; j0 < n; j0 += kTile) total += tile_sq_sum(a + j0, std::min(kTile, n - j0));
+  return total;
+}
+
+// sq_sum(a, n), and out_j = coef * a_j in the same pass over a.
+template <typename T>
+inline double sq_sum_and_scaled(T* out, const T* a, acc_t<T> coef, int64_t n) {
+  double total = 0.0;
+  for (int64_t j0 = 0; j0 < n; j0 += kTile)
+    total += tile_sq_sum<T, true>(a + j0, std::min(kTile, n - j0), out + j0, coef);
   return total;
 }
 

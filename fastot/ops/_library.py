@@ -80,14 +80,20 @@ def define(
     fake: Callable[..., Any],
     setup_context: Callable[..., None] | None = None,
     backward: Callable[..., Any] | None = None,
+    cpp_only: bool = False,
 ) -> None:
     """Register op ``name``'s fake kernel and autograd on every compiled family that loaded.
 
     ``setup_context(ctx, inputs, output)`` and ``backward(kernels, ctx, *grads)`` follow
     ``torch.library.register_autograd``; ``backward`` gets the family whose ops it may call. An op
     without them is a fused backward whose own backward is not supported: differentiating it
-    raises instead of silently returning nothing.
+    raises instead of silently returning nothing. A ``cpp_only`` op is a CPU kernel's private
+    helper with no Triton twin, called below autograd: it gets its fake kernel only.
     """
+    if cpp_only:
+        if STATUS.cpp:
+            torch.library.register_fake(CPP.qualname(name), fake)
+        return
     if backward is None:
         setup_context, backward = _no_setup, functools.partial(_no_double_backward, name)
     assert setup_context is not None

@@ -34,6 +34,8 @@ def r1_penalty(grad: Tensor, weight: float, *, backend: str | None = None) -> Te
     impl = resolve(grad.device, backend)
     if impl == "eager":
         return reference(g2, weight)
+    if impl == "cpp" and g2.requires_grad and torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        return _ValueAndGrad.apply(g2, weight)
     return _library.call(impl, op, g2, weight)
 
 
@@ -96,6 +98,44 @@ def _backward_backward(kernels: Kernels, ctx: Any, gg: Tensor) -> tuple[Tensor |
     return d_out, d_grad, None
 
 
+def _fake_and_grad(grad: Tensor, weight: float) -> tuple[Tensor, Tensor]:
+    return grad.new_empty(()), torch.empty_like(grad, memory_format=torch.contiguous_format)
+
+
+def _fake_grad_for(d_grad: Tensor, grad_out: Tensor, grad: Tensor, weight: float) -> None:
+    return None
+
+
+class _ValueAndGrad(torch.autograd.Function):
+    """R1 on the CPU when it will be backpropagated, as training always does: the forward writes the
+    gradient for grad_out = 1 while it reads ``grad`` for the sum, so the pair reads ``grad`` once
+    instead of twice (forward and backward 1.4x faster at [16, 3, 256, 256] on one thread). The
+    forward alone does more work, which a forward without a backward pays for. The backward hands
+    that gradient over, rewritten in place only for another grad_out (the C++ op reads grad_out,
+    which costs nothing on the CPU). A backward that builds a graph, or a second one through a
+    retained graph, runs the differentiable backward op instead: same numbers. GPUs keep the two
+    passes: there the backward could not read grad_out without a host sync."""
+
+    @staticmethod
+    def forward(ctx: Any, grad: Tensor, weight: float) -> Tensor:
+        with torch._C._AutoDispatchBelowAutograd():
+            value, d_grad = torch.ops.fastot._r1_penalty_and_grad.default(grad, weight)
+        ctx.save_for_backward(grad)
+        ctx.weight = weight
+        ctx.d_grad = d_grad  # not a saved tensor: handed over once and changed in place
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        (grad,) = ctx.saved_tensors
+        d_grad, ctx.d_grad = ctx.d_grad, None
+        if d_grad is None or torch.is_grad_enabled():
+            return _library.CPP.call("_r1_penalty_backward", g, grad, ctx.weight), None
+        with torch._C._AutoDispatchBelowAutograd():
+            torch.ops.fastot._r1_penalty_grad_for_.default(d_grad, g, grad, ctx.weight)
+        return d_grad, None
+
+
 _library.define("r1_penalty", fake=_fake, setup_context=_setup_context, backward=_backward)
 _library.define(
     "_r1_penalty_backward",
@@ -103,3 +143,5 @@ _library.define(
     setup_context=_setup_context_backward,
     backward=_backward_backward,
 )
+_library.define("_r1_penalty_and_grad", fake=_fake_and_grad, cpp_only=True)
+_library.define("_r1_penalty_grad_for_", fake=_fake_grad_for, cpp_only=True)
