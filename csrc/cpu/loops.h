@@ -37,6 +37,14 @@ constexpr int64_t kPartials = 256 / sizeof(acc_t<T>);
 // sum_j (a_j - b_j)^2 over [0, n), n <= kTile summed in acc_t.
 template <typename T>
 FASTOT_SIMD_CLONES acc_t<T> tile_sq_diff_sum(const T* a, const T* b, int64_t n) {
+  acc_t<T> s = 0;
+  if (n < kPartials<T>) {  // a toy row (d = 2): zeroing and adding the partials would cost more
+    for (int64_t j = 0; j < n; ++j) {
+      const acc_t<T> diff = load_acc(a[j]) - load_acc(b[j]);
+      s += diff * diff;
+    }
+    return s;
+  }
   acc_t<T> part[kPartials<T>] = {};
   int64_t j = 0;
   for (; j + kPartials<T> <= n; j += kPartials<T>) {
@@ -46,7 +54,6 @@ FASTOT_SIMD_CLONES acc_t<T> tile_sq_diff_sum(const T* a, const T* b, int64_t n) 
       part[k] += diff * diff;
     }
   }
-  acc_t<T> s = 0;
   for (; j < n; ++j) {
     const acc_t<T> diff = load_acc(a[j]) - load_acc(b[j]);
     s += diff * diff;
@@ -60,6 +67,15 @@ FASTOT_SIMD_CLONES acc_t<T> tile_sq_diff_sum(const T* a, const T* b, int64_t n) 
 // same pass (the sum is the same either way: the stores do not touch the partials).
 template <typename T, bool kScale = false>
 FASTOT_SIMD_CLONES acc_t<T> tile_sq_sum(const T* a, int64_t n, T* out = nullptr, acc_t<T> coef = 0) {
+  acc_t<T> s = 0;
+  if (n < kPartials<T>) {  // a toy row, as in tile_sq_diff_sum
+    for (int64_t j = 0; j < n; ++j) {
+      const acc_t<T> v = load_acc(a[j]);
+      s += v * v;
+      if constexpr (kScale) out[j] = store_as<T>(coef * v);
+    }
+    return s;
+  }
   acc_t<T> part[kPartials<T>] = {};
   int64_t j = 0;
   for (; j + kPartials<T> <= n; j += kPartials<T>) {
@@ -70,7 +86,6 @@ FASTOT_SIMD_CLONES acc_t<T> tile_sq_sum(const T* a, int64_t n, T* out = nullptr,
       if constexpr (kScale) out[j + k] = store_as<T>(coef * v);
     }
   }
-  acc_t<T> s = 0;
   for (; j < n; ++j) {
     const acc_t<T> v = load_acc(a[j]);
     s += v * v;
