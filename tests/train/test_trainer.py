@@ -22,7 +22,7 @@ from fastot.train.config import DEFAULT_PRESET, list_presets, load_config, smoke
 from fastot.train.config import PRESET_DIR as PRESETS_DIR
 from fastot.train.errors import ConfigError
 from fastot.train.loop import train
-from fastot.train.run import Run
+from fastot.train.run import Run, build_optimizer
 
 FAST = ["train.progress=false", "train.threads=1", "eval.n_samples=300", "eval.plots=false"]
 
@@ -306,3 +306,15 @@ def test_smoke_narrows_networks_and_batch_only(capsys):
     out = capsys.readouterr().out
     assert "batch_size: 4" in out and "nf: 8" in out and "ngf: 8" in out
     assert "tau: 1.0e-05" in out and "reg_weight: 5.0" in out  # the algorithm is untouched
+
+
+@pytest.mark.parametrize(
+    ("extra", "fused"), [([], True), (["optim.map.foreach=true"], None)], ids=["adam", "foreach"]
+)
+def test_adam_runs_fused_unless_the_config_picks_an_implementation(extra, fused, tmp_path):
+    # The fused Adam updates every parameter in one kernel; a config that names foreach gets it.
+    run = Run(load_config("uotm-outlier-1d", [*FAST, *extra]), tmp_path)
+    assert run.opt_map.defaults.get("fused") is fused
+    assert run.opt_pot.defaults["fused"] is True
+    other = build_optimizer(nn.Linear(2, 2).parameters(), {"name": "rmsprop", "lr": 1e-3}, "optim.map")
+    assert not other.defaults.get("fused")
