@@ -482,6 +482,17 @@ def plot(name: str, results: dict[str, list[Path]], optima: dict[str, Any], path
     plt.close(fig)
 
 
+def report(name: str, results: dict[str, list[Path]], out: Path, budget: str, seeds: list[int]) -> None:
+    """Write ``OUT/<budget>/<name>.md`` and ``.png`` from the finished runs, and print the table."""
+    exp = EXPERIMENTS[name]
+    md, optima = table(name, results, out)
+    base = out / budget / name
+    header = f"## {exp.title}\n\n{exp.source}; budget `{budget}`, seeds {seeds}.\n\n"
+    base.with_suffix(".md").write_text(header + md)
+    plot(name, results, optima, base.with_suffix(".png"))
+    print(header + md, flush=True)
+
+
 def estimate_minutes(exp: Experiment, budget: str) -> float:
     from fastot.train.config import load_config
 
@@ -521,23 +532,26 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in args.experiments if n not in EXPERIMENTS]
     if unknown:
         p.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+    plan: list[tuple[str, list[tuple[Row, int]]]] = []
     for name in args.experiments:
-        exp = EXPERIMENTS[name]
-        rows = [r for r in exp.rows if not args.only or r.label in args.only]
+        rows = [r for r in EXPERIMENTS[name].rows if not args.only or r.label in args.only]
         if not rows:
-            p.error(f"--only matches no row of {name}: {[r.label for r in exp.rows]}")
-        jobs = [(row, s) for row in rows for s in args.seeds]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            dirs = list(pool.map(lambda rs: run_one(rs[0], rs[1], args.out, args.budget), jobs))
-        results: dict[str, list[Path]] = {}
-        for (row, _), d in zip(jobs, dirs, strict=True):
-            results.setdefault(row.label, []).append(d)
-        md, optima = table(name, results, args.out)
-        base = args.out / args.budget / name
-        header = f"## {exp.title}\n\n{exp.source}; budget `{args.budget}`, seeds {args.seeds}.\n\n"
-        base.with_suffix(".md").write_text(header + md)
-        plot(name, results, optima, base.with_suffix(".png"))
-        print(header + md, flush=True)
+            p.error(f"--only matches no row of {name}: {[r.label for r in EXPERIMENTS[name].rows]}")
+        plan.append((name, [(row, s) for row in rows for s in args.seeds]))
+    # One pool for every experiment's runs, so that --jobs stays busy from one experiment to the
+    # next; each table is written as soon as its own runs are done.
+    pool = ThreadPoolExecutor(args.jobs)
+    try:
+        futures = [
+            [pool.submit(run_one, row, seed, args.out, args.budget) for row, seed in jobs] for _, jobs in plan
+        ]
+        for (name, jobs), done in zip(plan, futures, strict=True):
+            results: dict[str, list[Path]] = {}
+            for (row, _), future in zip(jobs, done, strict=True):
+                results.setdefault(row.label, []).append(future.result())
+            report(name, results, args.out, args.budget, args.seeds)
+    finally:
+        pool.shutdown(cancel_futures=True)
     return 0
 
 

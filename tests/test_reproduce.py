@@ -115,3 +115,23 @@ def test_an_interrupted_run_resumes_and_a_changed_one_starts_again(tmp_path, mon
     reproduce.run_one(row, 0, tmp_path, "cpu")
     assert "--resume" not in calls[-1] and calls[-1][3:7] == ["--preset", row.preset, "--out", str(run_dir)]
     assert not run_dir.exists()
+
+
+def test_runs_of_several_experiments_share_one_pool(tmp_path, monkeypatch):
+    # With --jobs 2, the second experiment's run starts while the first experiment's is running:
+    # neither passes the barrier alone. Each table is still written from its own runs.
+    import threading
+
+    barrier = threading.Barrier(2, timeout=30)
+    reports: list[tuple[str, list[str]]] = []
+
+    def fake_run(row, seed, out, budget):
+        barrier.wait()
+        return tmp_path / row.label
+
+    monkeypatch.setattr(reproduce, "run_one", fake_run)
+    monkeypatch.setattr(reproduce, "report", lambda name, results, *a: reports.append((name, list(results))))
+    argv = ["outlier", "weak", "--seeds", "0", "--jobs", "2", "--out", str(tmp_path)]
+    argv += ["--only", "UOTM, std 0.5 (paper text)", "NOT γ=0.5"]
+    assert reproduce.main(argv) == 0
+    assert reports == [("outlier", ["UOTM, std 0.5 (paper text)"]), ("weak", ["NOT γ=0.5"])]
