@@ -249,6 +249,13 @@ EXPERIMENTS: dict[str, Experiment] = {
                 ["eval.every=0", "eval.metrics=[kl_knn,energy]"],
                 cpu=_sjko(10, 500, 500),
             ),
+            Row("UOTM two circles", "uotm-two-circles", ["eval.every=0"], cpu=_iters(5000)),
+            Row(
+                "UOTM fixed source two circles",
+                "uotm-fixed-source-two-circles",
+                ["eval.every=0"],
+                cpu=_iters(5000),
+            ),
         ],
         _grid,
         ms_per_iteration=46.0,
