@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -31,6 +32,17 @@ def test_every_row_is_a_valid_configuration(name, row, budget):
 def test_the_paper_budget_is_never_shorter_than_the_cpu_budget(name):
     exp = reproduce.EXPERIMENTS[name]
     assert reproduce.estimate_minutes(exp, "paper") >= reproduce.estimate_minutes(exp, "cpu") > 0
+
+
+def test_a_rows_own_step_cost_replaces_its_experiments_in_the_estimate():
+    exp = reproduce.EXPERIMENTS["grids"]
+    row = next(r for r in exp.rows if r.ms_per_iteration is not None)
+    one = dataclasses.replace(exp, rows=[row])
+    estimate = reproduce.estimate_minutes(one, "paper")
+    uniform = reproduce.estimate_minutes(
+        dataclasses.replace(one, rows=[dataclasses.replace(row, ms_per_iteration=None)]), "paper"
+    )
+    assert estimate == pytest.approx(uniform * row.ms_per_iteration / exp.ms_per_iteration)
 
 
 def _tiny(row: reproduce.Row) -> list[str]:
