@@ -125,11 +125,25 @@ def test_kl_solution_agrees_with_pot_unbalanced_sinkhorn() -> None:
     assert diff < 0.01, diff
 
 
+def test_jko_steps_follow_the_gaussian_closed_form() -> None:
+    # KL(.|N(0,1)) from N(2, 0.5^2): each step minimises KL(N(m,s^2)|N(0,1)) + tau((m-m')^2 + (s-s')^2),
+    # so m <- 2 tau m / (1 + 2 tau) and s is the positive root of (1 + 2 tau) s^2 - 2 tau s' s - 1.
+    tau, mean, std = 0.5, 2.0, 0.5
+    for rho in gt.jko_steps(_grid_1d(mean, std), _grid_1d(0.0, 1.0), tau, 3):
+        mean = 2 * tau * mean / (1 + 2 * tau)
+        std = (tau * std + math.sqrt(tau**2 * std**2 + 1 + 2 * tau)) / (1 + 2 * tau)
+        got_mean = float((rho.weights * rho.points[:, 0]).sum())
+        got_std = float((rho.weights * (rho.points[:, 0] - got_mean) ** 2).sum().sqrt())
+        assert abs(got_mean - mean) < 0.01 and abs(got_std - std) < 0.01
+
+
 def test_bad_arguments_name_themselves() -> None:
     mu = _grid_1d(0.0, 1.0, 20)
     with pytest.raises(ValueError, match="tau"):
         gt.solve_semi_dual(mu, mu, tau=0.0)
     with pytest.raises(ValueError, match="eps"):
         gt.solve_semi_dual(mu, mu, tau=1.0, eps=-1.0)
+    with pytest.raises(ValueError, match="steps"):
+        gt.jko_steps(mu, mu, 1.0, 0)
     with pytest.raises(ValueError, match="weights"):
         gt.Measure(torch.zeros(3, 1), torch.ones(4))
