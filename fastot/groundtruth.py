@@ -121,8 +121,8 @@ class Solution:
         return Measure(self.transported, self.source.weights)
 
     def target_marginal(self) -> Measure:
-        """pi_1 normalised: what the plan delivers, re-weighted nu."""
-        return Measure(self.target.points, self.target.weights * self.target_density)
+        """pi_1 normalised: what the plan delivers, re-weighted nu (on nu's points and grid cells)."""
+        return Measure(self.target.points, self.target.weights * self.target_density, self.target.cell)
 
     def map(self, x: Tensor) -> Tensor:
         """T at new 1-D points by linear interpolation of the solved grid (1-D only)."""
@@ -212,7 +212,6 @@ def jko_steps(source: Measure, target: Measure, tau: float, steps: int) -> list[
     iterates, rho = [], source
     for _ in range(steps):
         rho = solve_semi_dual(rho, target, tau, "identity", "kl").target_marginal()
-        rho.cell = target.cell
         iterates.append(rho)
     return iterates
 
