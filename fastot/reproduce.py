@@ -22,58 +22,23 @@ import math
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-BUDGETS = ("cpu", "paper")
+from fastot.repro_spec import BUDGETS, Experiment, Row, _iters, _sjko, run_name
+
 # Grid cells (1-D) or samples (2-D) of the exact solutions: the optimum's own discretisation error is
 # below the runs' sampling noise at these sizes.
 EXACT_POINTS = {1: 1000, 2: 1500}
 
 
-@dataclass
-class Row:
-    label: str
-    preset: str
-    overrides: list[str] = field(default_factory=list)
-    cpu: list[str] = field(default_factory=list)  # overrides for the CPU budget
-    paper: list[str] = field(default_factory=list)  # overrides for the paper budget (often none)
-    paper_value: str = "—"
-    ms_per_iteration: float | None = None  # when the row's step costs differ from its experiment's
-
-
-@dataclass
-class Experiment:
-    title: str
-    source: str  # the paper's table or figure
-    rows: list[Row]
-    extract: Callable[[Path], dict[str, float]]
-    ms_per_iteration: float  # one idle thread of a 2-core CPU (two --jobs: 1.3-2x); for --list
-    exact: bool = True  # compare with fastot.groundtruth
-    floor: Callable[[Path], dict[str, float]] | None = None  # what the exact solution itself scores
-
-
-def _iters(n: int) -> list[str]:
-    return [f"train.iterations={n}"]
-
-
 def _uotm_grid_row(label: str, preset: str) -> Row:
     # UOTM's step on the 2-D grids costs half of S-JKO's, which also runs the frozen previous map.
     return Row(label, preset, ["eval.every=0"], cpu=_iters(5000), ms_per_iteration=22.0)
-
-
-def _sjko(phases: int, init: int, per_phase: int) -> list[str]:
-    return [
-        f"algorithm.num_phases={phases}",
-        f"algorithm.init_iterations={init}",
-        f"algorithm.phase_iterations={per_phase}",
-    ]
 
 
 # ---------------------------------------------------------------- metrics read from a run
@@ -295,16 +260,14 @@ EXPERIMENTS: dict[str, Experiment] = {
 
 
 # ---------------------------------------------------------------- running
-def _slug(label: str) -> str:
-    return "-".join("".join(c if c.isalnum() or c == "." else " " for c in label.lower()).split())
-
-
 def run_dir_of(out: Path, budget: str, row: Row, seed: int) -> Path:
-    return out / budget / f"{row.preset}--{_slug(row.label)}-s{seed}"
+    return out / budget / f"{row.preset}--{run_name(row)}-s{seed}"
 
 
 def run_overrides(row: Row, seed: int, budget: str) -> list[str]:
-    overrides = [*row.overrides, *(row.cpu if budget == "cpu" else row.paper)]
+    overrides = row.budget_overrides(budget)
+    if overrides is None:
+        raise ValueError(f"row {row.label!r} has no {budget!r} budget")
     return [*overrides, f"seed={seed}", "train.threads=1", "train.progress=false", "eval.plots=false"]
 
 

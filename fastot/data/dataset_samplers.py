@@ -17,6 +17,7 @@ from fastot.data.datasets import (
     cifar10_dataset,
     cifar10_mnist_outlier_dataset,
     digits_dataset,
+    digits_outlier_dataset,
     mnist_dataset,
 )
 from fastot.data.formats import DatasetError
@@ -24,7 +25,15 @@ from fastot.data.loader import ImageSampler
 from fastot.data.registry import register_sampler
 
 # The sampler names this module registers.
-DATASET_SAMPLERS = ("image_folder", "lmdb", "cifar10", "mnist", "digits", "cifar10_mnist_outlier")
+DATASET_SAMPLERS = (
+    "image_folder",
+    "lmdb",
+    "cifar10",
+    "mnist",
+    "digits",
+    "digits_outlier",
+    "cifar10_mnist_outlier",
+)
 
 
 def _required(path: str | None, name: str, key: str = "path") -> str:
@@ -110,9 +119,18 @@ def mnist(path: str | None = None, split: str = "train", size: int = 28, channel
 
 
 @image_source("digits", flip=False)
-def digits(size: int = 32, channels: int = 3) -> ImageDataset:
-    """scikit-learn's 8x8 digits upsampled to ``size`` (no download: the data ship with scikit-learn)."""
-    return digits_dataset(size, channels)
+def digits(size: int = 32, channels: int = 3, split: str = "all") -> ImageDataset:
+    """scikit-learn's 8x8 digits of ``split`` ('all', 'train', 'test') upsampled to ``size`` (no
+    download: the data ship with scikit-learn)."""
+    return digits_dataset(size, channels, split)
+
+
+@image_source("digits_outlier", flip=False)
+def digits_outlier(
+    size: int = 16, channels: int = 1, outlier_fraction: float = 0.01, outlier_seed: int = 0
+) -> ImageDataset:
+    """The train digits plus 1% (``outlier_fraction``) grey photo patches: outliers at digits scale."""
+    return digits_outlier_dataset(size, channels, outlier_fraction, outlier_seed)
 
 
 def _outlier_dataset(

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -174,12 +173,25 @@ def mnist_dataset(
     return ArrayDataset(set_channels(images, check_channels(channels)), source=str(path))
 
 
-def digits_dataset(size: int = 32, channels: int = 3) -> ArrayDataset:
-    """scikit-learn's 1,797 8x8 digits upsampled (bicubic) to size x size, white digits on black."""
-    x = torch.from_numpy(formats.load_digits_images())[:, None]  # [N, 1, 8, 8] in [0, 1]
-    x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
-    images = (x.clamp(0, 1) * 255).round_().to(torch.uint8)
-    return ArrayDataset(set_channels(images, check_channels(channels)), source="sklearn digits")
+def digits_dataset(size: int = 32, channels: int = 3, split: str = "all") -> ArrayDataset:
+    """scikit-learn's 8x8 digits of ``split`` ('all' 1,797, 'train' 1,437, 'test' 360; see
+    :func:`fastot.data.digits.digit_split`) upsampled (bicubic) to size x size, white digits on black."""
+    from fastot.data.digits import digit_images
+
+    return ArrayDataset(digit_images(size, channels, split), source=f"sklearn digits ({split})")
+
+
+def digits_outlier_dataset(
+    size: int = 16, channels: int = 1, outlier_fraction: float = 0.01, outlier_seed: int = 0
+) -> ArrayDataset:
+    """The train digits plus ``outlier_fraction`` grey patches of scikit-learn's sample photographs;
+    ``dataset.outliers`` marks the patches."""
+    from fastot.data.digits import digits_with_outliers
+
+    images, mask = digits_with_outliers(size, channels, outlier_fraction, outlier_seed)
+    ds = ArrayDataset(images, source="sklearn digits (train) + sample-image patches")
+    ds.outliers = mask
+    return ds
 
 
 def cifar10_mnist_outlier_dataset(

@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastot.data.digits import digit_moments, sqrtm_psd
 from fastot.data.registry import register_sampler
 
 # The sampler names this module registers.
-NOISE_SAMPLERS = ("gaussian_image", "noise_upsampled")
+NOISE_SAMPLERS = ("gaussian_image", "noise_upsampled", "gaussian_digits")
 
 
 @register_sampler("gaussian_image")
@@ -38,3 +39,23 @@ class NoiseUpsampled:
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         z = self.std * torch.randn(n, self.shape[0], self.low, self.low, generator=generator)
         return F.interpolate(z, size=self.shape[1:], mode="bicubic", align_corners=False)
+
+
+@register_sampler("gaussian_digits")
+class GaussianDigits:
+    """N(m, Sigma) images ``[1, size, size]`` with the train digits' mean and covariance (+ ridge)."""
+
+    def __init__(self, size: int = 16, ridge: float = 1e-3) -> None:
+        self.size, self.ridge = int(size), float(ridge)
+        self.shape = (1, self.size, self.size)
+        self.mean, self.cov = digit_moments(self.size, self.ridge)
+        self.root = sqrtm_psd(self.cov)
+
+    def optimal_map(self, x: Tensor) -> Tensor:
+        """T*(x) = m + Sigma^(1/2) x for source images ``x`` ~ N(0, I), same shape as ``x``."""
+        flat = x.reshape(len(x), -1).double()
+        return (self.mean + flat @ self.root).reshape(x.shape).to(x.dtype)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        eps = torch.randn(n, self.shape[1] * self.shape[2], generator=generator, dtype=torch.float64)
+        return self.optimal_map(eps.reshape(n, *self.shape)).float()

@@ -213,11 +213,15 @@ def ncsnpp32(
     n_mlp: int = 4,
     dropout: float = 0.0,
     init_scale: float = 0.0,
+    use_tanh: bool = True,
 ) -> NCSNpp:
-    """CIFAR-10 NCSN++ map (UOTM App. B): nf 128, ch_mult (1,2,2,2), 2 blocks/level, attn at 16, n_mlp 4."""
+    """CIFAR-10 NCSN++ map (UOTM App. B): nf 128, ch_mult (1,2,2,2), 2 blocks/level, attn at 16, n_mlp 4.
+
+    ``use_tanh = False`` drops the output tanh, for targets whose pixels leave [-1, 1] (Gaussians).
+    """
     return NCSNpp(
         channels, image_size, nf, tuple(ch_mult), num_res_blocks, tuple(attn_resolutions), z_dim,
-        z_emb_dim, n_mlp, dropout, init_scale=init_scale,
+        z_emb_dim, n_mlp, dropout, init_scale=init_scale, use_tanh=use_tanh,
     )  # fmt: skip
 
 

@@ -1,0 +1,109 @@
+"""The papers' image claims at digits scale, and image-scale training against a closed form.
+
+    python -m fastot.reproduce digits --budget cpu --seeds 0 1 2
+    python -m fastot.reproduce gaussian-images
+
+``digits`` is the group of four experiments below (the main comparison, outliers, the R1 and the tau
+ablations); their metrics live in the digits feature space of :mod:`fastot.eval.digits`, and every
+table states the floor of each metric (the held-out real digits scored the same way).
+``gaussian-images`` trains the digits networks between N(0, I) and N(m, Sigma) at 1x16x16, where the
+OT map and the JKO iterates are closed-form (:mod:`fastot.repro_gaussian`).
+"""
+
+from __future__ import annotations
+
+from fastot.repro_spec import Experiment, Row, _iters, _sjko
+
+# One idle thread of a 2-core CPU, batch 64, measured with digits-uotm; for --list.
+DIGITS_MS = 350.0
+LONG = _iters(5000)  # the long budget of the main rows: 3.3x the CPU budget's 1,500 iterations
+
+
+def _main_row(label: str, preset: str, paper: str, long: list[str] | None = None, **kw) -> Row:
+    return Row(label, preset, long=long if long is not None else LONG, paper_value=paper, **kw)
+
+
+def _ablation(label: str, preset: str, overrides: list[str], run_as: str | None = None) -> Row:
+    return Row(label, preset, overrides, max_seeds=1, run_as=run_as)
+
+
+def digits_experiments(extract, floor, figure, outlier_extract, gaussian_extract, gaussian_floor) -> dict:
+    """The image experiments, given their metric functions (kept in fastot.repro_metrics)."""
+    common = dict(extract=extract, floor=floor, figure=figure, budgets=("cpu", "long"), exact=False)
+    return {
+        "digits-main": Experiment(
+            "Digits: UOTM against OTM, UOTM-SD, S-JKO and WGAN-GP at equal iterations",
+            "UOTM paper Table 2 (FID 2.97 UOTM, 7.68 OTM on CIFAR-10); S-JKO paper Table 2 (2.62 S-JKO)",
+            [
+                _main_row("UOTM", "digits-uotm", "FID 2.97 (CIFAR-10)"),
+                _main_row("OTM", "digits-otm", "FID 7.68 (CIFAR-10)"),
+                _main_row("UOTM-SD", "digits-uotm-sd", "FID 2.57 (CIFAR-10, unified paper)"),
+                _main_row(
+                    "S-JKO",
+                    "digits-sjko",
+                    "FID 2.62 (CIFAR-10)",
+                    long=_sjko(6, 1500, 700),
+                    ms_per_iteration=450.0,
+                ),
+                _main_row("WGAN-GP", "digits-wgan-gp", "—", ms_per_iteration=1000.0),
+                Row("UOTM w/o cost", "digits-uotm-nocost", max_seeds=1),
+                Row("UOTM fixed source", "digits-uotm-fixed-source", max_seeds=1),
+                Row("UOTM 3x32x32", "digits32-uotm", max_seeds=1, ms_per_iteration=1000.0),
+            ],
+            ms_per_iteration=DIGITS_MS,
+            **common,
+        ),
+        "digits-outlier": Experiment(
+            "Digits + 1% photo patches: outlier robustness at image scale",
+            "UOTM paper Fig. 3 (CIFAR-10 + 1% MNIST: ~0.2% outlier-like samples, FID 4.56 UOTM / 13.82 OTM)",
+            [
+                Row("OTM", "digits-outlier-otm", max_seeds=2, paper_value="FID 13.82"),
+                Row("UOTM", "digits-outlier-uotm", max_seeds=2, paper_value="FID 4.56, ~0.2% outliers"),
+            ],
+            ms_per_iteration=DIGITS_MS,
+            **(common | {"extract": outlier_extract}),
+        ),
+        "digits-r1": Experiment(
+            "Digits: the R1 ablation",
+            "UOTM paper Fig. 6 (OTM fails without R1, FID 152; UOTM stays reasonable at λ = 0)",
+            [
+                _ablation(
+                    f"{name} λ={lam}",
+                    preset,
+                    [f"algorithm.reg_weight={lam}"],
+                    run_as=name if lam == 0.2 else None,
+                )
+                for name, preset in (("OTM", "digits-otm"), ("UOTM", "digits-uotm"))
+                for lam in (0.0, 0.2, 1.0)
+            ],
+            ms_per_iteration=DIGITS_MS,
+            **common,
+        ),
+        "digits-tau": Experiment(
+            "Digits: the τ ablation of UOTM and UOTM-SD",
+            "UOTM paper Fig. 7; unified-framework paper (UOTM-SD is more robust to τ)",
+            [
+                _ablation(
+                    f"{name} τ={tau}", preset, [f"algorithm.tau={tau}"], run_as=name if tau == 1e-2 else None
+                )
+                for name, preset in (("UOTM", "digits-uotm"), ("UOTM-SD", "digits-uotm-sd"))
+                for tau in (3e-3, 1e-2, 3e-2)
+            ],
+            ms_per_iteration=DIGITS_MS,
+            **common,
+        ),
+        "gaussian-images": Experiment(
+            "Image networks at d = 256 against the closed form: N(0, I) → N(m, Σ) of the digits",
+            "closed form (balanced OT map; exact JKO iterates of KL)",
+            [Row("OTM", "gaussian-digits-otm"), Row("S-JKO", "gaussian-digits-sjko", ms_per_iteration=450.0)],
+            extract=gaussian_extract,
+            floor=gaussian_floor,
+            figure=figure,
+            budgets=("cpu",),
+            exact=False,
+            ms_per_iteration=DIGITS_MS,
+        ),
+    }
+
+
+GROUPS = {"digits": ["digits-main", "digits-outlier", "digits-r1", "digits-tau"]}
