@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastot import repro_metrics
+from fastot.repro_images import GROUPS, digits_experiments
 from fastot.repro_spec import BUDGETS, Experiment, Row, _iters, _sjko, run_name
 
 # Grid cells (1-D) or samples (2-D) of the exact solutions: the optimum's own discretisation error is
@@ -259,6 +261,16 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+EXPERIMENTS |= digits_experiments(
+    repro_metrics.digits_extract,
+    repro_metrics.digits_floor,
+    repro_metrics.figure,
+    repro_metrics.outlier_extract,
+    repro_metrics.gaussian_extract,
+    repro_metrics.gaussian_floor,
+)
+
+
 # ---------------------------------------------------------------- running
 def run_dir_of(out: Path, budget: str, row: Row, seed: int) -> Path:
     return out / budget / f"{row.preset}--{run_name(row)}-s{seed}"
@@ -385,7 +397,7 @@ def table(name: str, results: dict[str, list[Path]], out: Path) -> tuple[str, di
     cols = list(dict.fromkeys(k for c in cells.values() for k in c))
     head = ["run", "seeds", *cols, "paper"]
     exact_cols = [k for k in cols if any(k in e for e in exact_cells.values())]
-    head += [f"{'noise floor' if exp.floor else 'optimum'}: {k}" for k in exact_cols]
+    head += [f"{'floor' if exp.floor else 'optimum'}: {k}" for k in exact_cols]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + " --- |" * len(head))
     for label, dirs in results.items():
@@ -454,8 +466,13 @@ def report(name: str, results: dict[str, list[Path]], out: Path, budget: str, se
     md, optima = table(name, results, out)
     base = out / budget / name
     header = f"## {exp.title}\n\n{exp.source}; budget `{budget}`, seeds {seeds}.\n\n"
+    if exp.notes:
+        md += f"\n{exp.notes}\n"
     base.with_suffix(".md").write_text(header + md)
-    plot(name, results, optima, base.with_suffix(".png"))
+    if exp.figure is not None:
+        exp.figure(results, base.with_suffix(".png"))
+    else:
+        plot(name, results, optima, base.with_suffix(".png"))
     print(header + md, flush=True)
 
 
@@ -464,9 +481,10 @@ def estimate_minutes(exp: Experiment, budget: str) -> float:
 
     total = 0.0
     for row in exp.rows:
-        cfg = load_config(
-            row.preset, [*row.overrides, *(row.cpu if budget == "cpu" else row.paper)], allow_missing=True
-        )
+        overrides = row.budget_overrides(budget)
+        if overrides is None or budget not in exp.budgets:
+            continue
+        cfg = load_config(row.preset, overrides, allow_missing=True)
         alg = cfg.algorithm
         if cfg.train.iterations is not None:
             iterations = int(cfg.train.iterations)
@@ -478,7 +496,8 @@ def estimate_minutes(exp: Experiment, budget: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fastot.reproduce", description=__doc__.splitlines()[0])
-    p.add_argument("experiments", nargs="*", metavar="NAME", help=f"any of: {', '.join(EXPERIMENTS)}")
+    names = [*EXPERIMENTS, *GROUPS]
+    p.add_argument("experiments", nargs="*", metavar="NAME", help=f"any of: {', '.join(names)}")
     p.add_argument(
         "--list", action="store_true", help="name every experiment, its source and expected CPU time"
     )
@@ -487,24 +506,51 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/repro"))
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (one thread each)")
     p.add_argument("--only", nargs="+", metavar="LABEL", help="run only the rows whose label is one of these")
+    p.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="train nothing: write the tables from the runs that have finished",
+    )
     args = p.parse_args(argv)
     if args.list or not args.experiments:
         print(
-            f"{'name':9} {'source':52} {'cpu budget':>12} {'paper budget':>14}  (minutes per seed, 1 thread)"
+            f"{'name':15} {'source':52} "
+            + " ".join(f"{b:>8}" for b in BUDGETS)
+            + "  (min per seed, 1 thread)"
         )
         for name, exp in EXPERIMENTS.items():
-            cpu, paper = estimate_minutes(exp, "cpu"), estimate_minutes(exp, "paper")
-            print(f"{name:9} {exp.source:52} {cpu:12.0f} {paper:14.0f}")
+            minutes = [
+                f"{estimate_minutes(exp, b):8.0f}" if b in exp.budgets else f"{'—':>8}" for b in BUDGETS
+            ]
+            print(f"{name:15} {exp.source[:52]:52} " + " ".join(minutes))
+        for group, members in GROUPS.items():
+            print(f"{group:15} the group of {', '.join(members)}")
         return 0
-    unknown = [n for n in args.experiments if n not in EXPERIMENTS]
+    wanted = [m for n in args.experiments for m in GROUPS.get(n, [n])]
+    unknown = [n for n in wanted if n not in EXPERIMENTS]
     if unknown:
-        p.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
+        p.error(f"unknown experiment(s) {unknown}; choose from {names}")
     plan: list[tuple[str, list[tuple[Row, int]]]] = []
-    for name in args.experiments:
-        rows = [r for r in EXPERIMENTS[name].rows if not args.only or r.label in args.only]
+    for name in dict.fromkeys(wanted):
+        exp = EXPERIMENTS[name]
+        if args.budget not in exp.budgets:
+            p.error(f"--budget {args.budget}: {name} runs at {' or '.join(exp.budgets)}")
+        rows = [r for r in exp.rows if not args.only or r.label in args.only]
         if not rows:
-            p.error(f"--only matches no row of {name}: {[r.label for r in EXPERIMENTS[name].rows]}")
-        plan.append((name, [(row, s) for row in rows for s in args.seeds]))
+            p.error(f"--only matches no row of {name}: {[r.label for r in exp.rows]}")
+        rows = [r for r in rows if r.budget_overrides(args.budget) is not None]
+        if not rows:
+            print(f"{name}: no row runs at the {args.budget} budget", file=sys.stderr)
+            continue
+        jobs = [(row, s) for row in rows for s in args.seeds[: row.max_seeds]]
+        if args.finished_only:
+            jobs = [
+                (r, s) for r, s in jobs if (run_dir_of(args.out, args.budget, r, s) / "summary.json").exists()
+            ]
+            if not jobs:
+                print(f"{name}: no finished run in {args.out / args.budget}", file=sys.stderr)
+                continue
+        plan.append((name, jobs))
     # One pool for every experiment's runs, so that --jobs stays busy from one experiment to the
     # next; each table is written as soon as its own runs are done.
     pool = ThreadPoolExecutor(args.jobs)

@@ -210,17 +210,21 @@ class TrainedMap:
         return generate(self.net, self.source, n, seed, chunk)
 
 
-def load_map(run_dir: str | Path, device: str | None = None) -> TrainedMap:
+def load_map(run_dir: str | Path, device: str | None = None, checkpoint: Path | None = None) -> TrainedMap:
     """The run's sampling map and source from its ``config.yaml`` and newest readable checkpoint.
 
     The weights are the EMA copy's when the run kept one (as the trainer samples), else the map's.
     An unreadable newest checkpoint is named in a :class:`CheckpointWarning` and the previous one is
-    used. ``device`` overrides the run's. Image sources that read a dataset continue from the
-    checkpoint's stream position, as the trainer's own samples do.
+    used. ``device`` overrides the run's; ``checkpoint`` picks another of the run's checkpoints. Image
+    sources that read a dataset continue from the checkpoint's stream position, as the trainer's
+    own samples do.
     """
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    loaded = load_latest(run_dir, "run")
+    if checkpoint is None:
+        loaded = load_latest(run_dir, "run")
+    else:
+        loaded = Loaded(Path(checkpoint), load_checkpoint(Path(checkpoint)), [])
     state = loaded.state
     seed = OmegaConf.select(cfg, "seed", default=0)
     # The trainer builds everything right after seeding torch with the run's seed; an image source's

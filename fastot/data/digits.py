@@ -44,7 +44,7 @@ def digit_labels(split: str = "all") -> np.ndarray:
 
 
 def digit_images(size: int = 16, channels: int = 1, split: str = "all") -> Tensor:
-    """uint8 ``[N, channels, size, size]``: the 8x8 digits of ``split`` upsampled (bicubic), white on black."""
+    """uint8 ``[N, channels, size, size]``: the 8x8 digits of ``split`` upsampled, white on black."""
     x = torch.from_numpy(formats.load_digits_images()[digit_split(split)])[:, None]
     x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
     images = (x.clamp(0, 1) * 255).round_().to(torch.uint8)
@@ -96,9 +96,3 @@ def digit_moments(size: int = 16, ridge: float = 1e-3) -> tuple[Tensor, Tensor]:
     mean = x.mean(0)
     cov = torch.cov(x.T) + ridge * torch.eye(x.shape[1], dtype=torch.float64)
     return mean, (cov + cov.T) / 2
-
-
-def sqrtm_psd(a: Tensor) -> Tensor:
-    """The symmetric square root of a symmetric positive semi-definite matrix."""
-    w, q = torch.linalg.eigh(a)
-    return (q * w.clamp_min(0).sqrt()) @ q.T

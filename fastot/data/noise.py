@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastot.data.digits import digit_moments, sqrtm_psd
+from fastot.data.digits import digit_moments
 from fastot.data.registry import register_sampler
 
 # The sampler names this module registers.
@@ -45,10 +45,14 @@ class NoiseUpsampled:
 class GaussianDigits:
     """N(m, Sigma) images ``[1, size, size]`` with the train digits' mean and covariance (+ ridge)."""
 
-    def __init__(self, size: int = 16, ridge: float = 1e-3) -> None:
+    def __init__(self, size: int = 16, ridge: float = 1e-3, channels: int = 1) -> None:
+        if channels != 1:
+            raise ValueError(f"channels: the digits' Gaussian is grey (1 channel), got {channels}")
         self.size, self.ridge = int(size), float(ridge)
         self.shape = (1, self.size, self.size)
         self.mean, self.cov = digit_moments(self.size, self.ridge)
+        from fastot.groundtruth_gaussian import sqrtm_psd
+
         self.root = sqrtm_psd(self.cov)
 
     def optimal_map(self, x: Tensor) -> Tensor:
