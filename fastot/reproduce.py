@@ -533,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[tuple[str, list[tuple[Row, int]]]] = []
     for name in dict.fromkeys(wanted):
         exp = EXPERIMENTS[name]
+        if args.budget not in exp.budgets and name not in args.experiments:  # a group's member
+            print(f"{name}: not run at the {args.budget} budget", file=sys.stderr)
+            continue
         if args.budget not in exp.budgets:
             p.error(f"--budget {args.budget}: {name} runs at {' or '.join(exp.budgets)}")
         rows = [r for r in exp.rows if not args.only or r.label in args.only]

@@ -18,20 +18,44 @@ FAST = [
     "eval.n_samples=300",
     "train.batch_size=32",
 ]
-ROWS = [(name, row) for name, exp in reproduce.EXPERIMENTS.items() for row in exp.rows]
+ROWS = [
+    (name, row, budget)
+    for name, exp in reproduce.EXPERIMENTS.items()
+    for row in exp.rows
+    for budget in exp.budgets
+    if row.budget_overrides(budget) is not None
+]
 
 
-@pytest.mark.parametrize("budget", reproduce.BUDGETS)
-@pytest.mark.parametrize(("name", "row"), ROWS, ids=[f"{n}-{r.label}" for n, r in ROWS])
+@pytest.mark.parametrize(("name", "row", "budget"), ROWS, ids=[f"{n}-{r.label}-{b}" for n, r, b in ROWS])
 def test_every_row_is_a_valid_configuration(name, row, budget):
-    cfg = load_config(row.preset, [*row.overrides, *(row.cpu if budget == "cpu" else row.paper)])
+    cfg = load_config(row.preset, row.budget_overrides(budget))
     assert cfg.preset == row.preset
 
 
 @pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))
-def test_the_paper_budget_is_never_shorter_than_the_cpu_budget(name):
+def test_no_budget_is_shorter_than_the_cpu_budget(name):
     exp = reproduce.EXPERIMENTS[name]
-    assert reproduce.estimate_minutes(exp, "paper") >= reproduce.estimate_minutes(exp, "cpu") > 0
+    cpu = reproduce.estimate_minutes(exp, "cpu")
+    assert cpu > 0
+    assert all(reproduce.estimate_minutes(exp, b) >= cpu for b in exp.budgets)
+
+
+def test_rows_that_share_runs_share_their_configuration():
+    """A row that reuses another row's runs (run_as) must train exactly that row's configuration."""
+    from omegaconf import OmegaConf
+
+    rows = [row for exp in reproduce.EXPERIMENTS.values() for row in exp.rows]
+    shared = [row for row in rows if row.run_as is not None]
+    assert shared
+    for row in shared:
+        owner = next(r for r in rows if r.label == row.run_as and r.preset == row.preset and r.run_as is None)
+        mine = load_config(row.preset, reproduce.run_overrides(row, 0, "cpu"))
+        theirs = load_config(owner.preset, reproduce.run_overrides(owner, 0, "cpu"))
+        assert OmegaConf.to_container(mine) == OmegaConf.to_container(theirs)
+        assert reproduce.run_dir_of(reproduce.Path("o"), "cpu", row, 0) == reproduce.run_dir_of(
+            reproduce.Path("o"), "cpu", owner, 0
+        )
 
 
 def test_a_rows_own_step_cost_replaces_its_experiments_in_the_estimate():
