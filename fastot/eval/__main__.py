@@ -1,4 +1,4 @@
-"""``python -m fastot.eval stats --data PATH --out FILE.npz`` or ``fid --run DIR --ref REF``: FID, P&R, IS.
+"""``python -m fastot.eval stats --data PATH --out FILE.npz``, ``fid --run DIR --ref REF``, ``digits --run DIR``.
 
 ``stats`` precomputes the Inception statistics (mu, sigma) of a dataset: an image folder, CIFAR-10
 batches, an LMDB or an MNIST idx file (``--features`` also stores the feature matrix). ``fid``
@@ -7,7 +7,9 @@ samples a trained run (its latest checkpoint, EMA weights when kept) or reads a 
 ``pr``, ``is``, comma-separated): the FID against ``--ref``, a statistics file or a dataset path
 (then resized to the generated images' size); precision and recall (k-NN manifolds, ``--k``) against
 the reference's features (a dataset path, or a statistics file written with ``--features``); the
-Inception Score (``--is-splits``), which needs no reference. The Inception weights are never
+Inception Score (``--is-splits``), which needs no reference. ``digits`` scores a run trained on
+scikit-learn's digits in the feature space of :mod:`fastot.eval.digits` (FD, precision/recall, class
+coverage, memorisation, outliers). The Inception weights are never
 downloaded: see ``--inception-weights``. Errors print one line and exit with status 2.
 """
 
@@ -72,7 +74,29 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--n", type=int, default=50000, help="number of generated images")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", type=Path, help="also write the result as JSON here")
+    d = sub.add_parser(
+        "digits",
+        help="a digits run's FD, precision/recall, class coverage, memorisation and outliers "
+        "in the fitted digits feature space (no Inception weights needed)",
+    )
+    d.add_argument("--run", type=Path, required=True, help="a run directory written by fastot.train")
+    d.add_argument("--n", type=int, default=1795, help="number of generated images (at least 359)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--floor", action="store_true", help="also print the held-out real digits' scores")
     return p
+
+
+def _digits(args) -> dict:
+    from fastot.eval import digits
+    from fastot.sampling import generate_images
+
+    images = generate_images(args.run, args.n, 256, args.seed, "cpu")
+    if images.dim() != 4:
+        raise ValueError(f"run: digits metrics need image samples, got {list(images.shape)}")
+    out: dict = {"n": len(images), "samples": str(args.run), **digits.digits_metrics(images)}
+    if args.floor:
+        out["floor"] = digits.digits_floor()
+    return out
 
 
 def _stats(args, extractor: FeatureExtractor) -> dict:
@@ -158,6 +182,11 @@ def main(argv: list[str] | None = None, extractor: FeatureExtractor | None = Non
             path = getattr(args, name, None)
             if path is not None and not path.exists() and str(path) != "digits":
                 raise ConfigError(name, f"{path} does not exist")
+        if args.command == "digits":
+            check_run_config(args.run)
+            with report_warnings(PROG):
+                print(json.dumps(_digits(args), indent=2))
+            return 0
         if extractor is None:
             from fastot.eval.fid import inception_extractor
 

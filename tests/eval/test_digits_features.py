@@ -67,3 +67,10 @@ def test_a_corrupt_cache_file_is_refitted(tmp_path, monkeypatch):
     net = digits.load_network()
     assert isinstance(net, digits.DigitsNet)
     assert torch.load(path, weights_only=True).keys() == net.state_dict().keys()
+
+
+def test_the_command_line_names_a_missing_run(capsys, tmp_path):
+    from fastot.eval.__main__ import main
+
+    assert main(["digits", "--run", str(tmp_path / "nowhere")]) == 2
+    assert "run" in capsys.readouterr().err
