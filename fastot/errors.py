@@ -21,3 +21,13 @@ class DivergenceError(RuntimeError):
         where = f"; last good checkpoint: {checkpoint}" if checkpoint else "; no checkpoint was written yet"
         super().__init__(f"training diverged at step {step} ({name} = {value}){where}")
         self.step = step
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, read-only, quota); nothing older was touched."""
+
+    def __init__(self, path: str, reason: str, previous: str | None, run_dir: str) -> None:
+        kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+        super().__init__(
+            f"could not write checkpoint {path} ({reason}); {kept}; free space and continue with --resume {run_dir}"
+        )

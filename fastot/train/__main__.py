@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from fastot.errors import CheckpointWriteError
 from fastot.train.errors import ConfigError, DivergenceError
 
 PROG = "fastot.train"
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
-    except DivergenceError as e:
+    except (DivergenceError, CheckpointWriteError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 1
     except RunFinished as e:

@@ -282,7 +282,7 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
     if missing and not allow_missing:
         raise ConfigError(missing[0], f"required; set it on the command line as {missing[0]}=VALUE")
     _positive_int(cfg, "train.batch_size")
-    _positive_int(cfg, "train.iterations", allow_none=True, allow_zero=True)
+    _positive_int(cfg, "train.iterations", allow_none=True)
     for key in (
         "train.log_every",
         "train.ckpt_every",

@@ -21,6 +21,7 @@ from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
 from fastot.train.config import intra_op_threads, to_container
 from fastot.train.ema import EMA
+from fastot.errors import CheckpointWriteError
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import check_metrics
 
@@ -258,7 +259,11 @@ class Run:
         path = ckpt.checkpoint_path(self.run_dir, self.step)
         state = self.state_dict()  # a collective call: every rank takes part
         if self.rank == 0:
-            ckpt.save_atomic(state, path)
+            try:
+                ckpt.save_atomic(state, path)
+            except OSError as e:  # the temporary is gone and older checkpoints are untouched
+                last = str(self.last_ckpt) if self.last_ckpt else None
+                raise CheckpointWriteError(str(path), e.strerror or str(e), last, str(self.run_dir)) from None
             ckpt.prune(self.run_dir, self.cfg.train.keep_checkpoints)
         self.last_ckpt = path
 

@@ -501,3 +501,35 @@ def test_resuming_a_finished_run_says_so_and_changes_nothing(tmp_path, capsys):
     # Asking for more iterations continues it.
     assert main(["--resume", str(out), "train.iterations=5"]) == 0
     assert json.loads((out / "summary.json").read_text())["steps"] == 5
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    import errno
+
+    out = tmp_path / "run"
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save_until_full(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second checkpoint meets a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save_until_full)
+    ov = ["train.iterations=4", "train.ckpt_every=2", "train.log_every=1"]
+    assert _train(out, *ov) == 1
+    (line,) = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert "ckpt_00000004.pt" in line and "No space left" in line
+    assert "ckpt_00000002.pt is intact" in line and f"--resume {out}" in line
+    assert [p.name for _, p in list_checkpoints(out)] == ["ckpt_00000002.pt"]
+    assert not list((out / "checkpoints").glob(".*.tmp"))  # no partial file left behind
+    monkeypatch.setattr(torch, "save", real_save)
+    assert main(["--resume", str(out)]) == 0
+    assert [p.name for _, p in list_checkpoints(out)][-1] == "ckpt_00000004.pt"
+
+
+def test_zero_iterations_is_refused_with_the_key_named(tmp_path, capsys):
+    assert _train(tmp_path / "run", "train.iterations=0") == 2
+    assert "train.iterations" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "summary.json").exists()
