@@ -15,13 +15,13 @@ from torch import nn
 
 from fastot.algorithms import StepContext, build_algorithm
 from fastot.data import build_sampler
+from fastot.errors import CheckpointWriteError
 from fastot.nn import build_map, build_potential
 from fastot.sampling import implied_network_args
 from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
 from fastot.train.config import intra_op_threads, to_container
 from fastot.train.ema import EMA
-from fastot.errors import CheckpointWriteError
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import check_metrics
 
