@@ -28,6 +28,5 @@ class CheckpointWriteError(OSError):
 
     def __init__(self, path: str, reason: str, previous: str | None, run_dir: str) -> None:
         kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
-        super().__init__(
-            f"could not write checkpoint {path} ({reason}); {kept}; free space and continue with --resume {run_dir}"
-        )
+        resume = f"free space and continue with --resume {run_dir}"
+        super().__init__(f"could not write checkpoint {path} ({reason}); {kept}; {resume}")

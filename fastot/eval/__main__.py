@@ -1,4 +1,4 @@
-"""``python -m fastot.eval stats --data PATH --out FILE.npz``, ``fid --run DIR --ref REF``, ``digits --run DIR``.
+"""``fastot.eval stats --data PATH --out FILE.npz``, ``fid --run DIR --ref REF``, ``digits --run DIR``.
 
 ``stats`` precomputes the Inception statistics (mu, sigma) of a dataset: an image folder, CIFAR-10
 batches, an LMDB or an MNIST idx file (``--features`` also stores the feature matrix). ``fid``

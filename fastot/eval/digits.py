@@ -146,13 +146,13 @@ def load_network() -> DigitsNet:
         net.eval()
     except Exception:  # missing, truncated, bad pickle, other layout: all mean "fit it again"
         net = train_network()
-        from fastot.train.checkpoint import save_atomic
-
-        try:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:  # written whole or not at all: a reader never sees half a file
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_atomic(net.state_dict(), path)
+            torch.save(net.state_dict(), tmp)
+            os.replace(tmp, path)
         except OSError:  # a read-only or full cache only costs the refit next time
-            pass
+            tmp.unlink(missing_ok=True)
     _LOADED[key] = net
     return net
 

@@ -211,6 +211,15 @@ def load_config(
         for item in overrides or []:
             if "=" not in item:
                 raise ConfigError(item, "overrides must look like key=value")
+            key, _, value = item.partition("=")
+            if key.strip() in OPEN_SECTIONS and value.lstrip().startswith("{"):
+                # A whole section given anew replaces the preset's (as a preset layer does), so
+                # that another data source or network does not inherit the old one's keys.
+                parent, _, leaf = key.strip().rpartition(".")
+                OmegaConf.set_struct(cfg, False)
+                node = _select(cfg, parent) if parent else cfg
+                node.pop(leaf)
+                node[leaf] = {}
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
             _set_strict(cfg)
     except OmegaConfBaseException as e:
