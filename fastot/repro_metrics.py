@@ -154,7 +154,7 @@ def figure(results: dict[str, list[Path]], path: Path) -> None:
     flat = list(axes.flat)
     reference = _reference_images(results[labels[0]][0], gaussian)
     flat[0].imshow(grid_array(reference[:64], 8))
-    flat[0].set_title("exact samples" if gaussian else "real digits (held out)", fontsize=8)
+    flat[0].set_title(f"exact law of {labels[0]}" if gaussian else "real digits (held out)", fontsize=8)
     for ax, label in zip(flat[1:], labels, strict=False):
         _, y = _samples(results[label][0], 64)
         ax.imshow(grid_array(y, 8))
