@@ -73,7 +73,6 @@ def digits_floor(run_dir: Path) -> dict[str, float]:
 
     floor = digits.digits_floor()
     return floor | {
-        "fd at 1/5": floor["fd"],
         "outlier-like samples": 0.01,
         "fd (in-distribution)": floor["fd"],
     }
