@@ -90,6 +90,15 @@ class StepContext:
         return self.to_device(torch.rand(shape, generator=self.generator))
 
 
+def per_sample(net: nn.Module) -> bool:
+    """Whether ``net`` maps each sample on its own, so that one call on stacked batches computes
+    what separate calls do: no batch statistics and no random masks in training mode."""
+    batch_dependent = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
+    return not any(
+        m.training and isinstance(m, batch_dependent) and getattr(m, "p", 1) > 0 for m in net.modules()
+    )
+
+
 def _check_kind(key: str, kind: str) -> None:
     if kind not in PSI_KINDS:
         raise ConfigError(f"algorithm.{key}", f"unknown Psi* kind {kind!r}; choose from {list(PSI_KINDS)}")
@@ -119,6 +128,10 @@ class UnifiedOT:
         reg_weight: lambda of R1 (applied as lambda/2 * E||grad||^2) or of the gradient penalty.
         reuse_potential_batch: draw one batch per iteration and reuse it for all ``k_v`` potential
             steps, as the UOTM toy script does (the paper's setting draws a fresh batch per step).
+        batched_calls: call the networks once where several calls compute the same numbers: the
+            frozen map on the ``k_v`` potential steps' batches stacked (drawn ahead, in the order
+            the steps would draw them), and the potential on fakes and data together. Only where
+            exact: per-sample networks (no batch statistics), and no other draws between batches.
         alpha_schedule: "constant" (alpha = alpha) or "linear" / "cosine" from alpha_min to alpha_max
             over the first ``schedule_fraction`` of the iterations (after ``warmup`` iterations), then held.
     """
@@ -141,6 +154,7 @@ class UnifiedOT:
     warmup: int = 0
     cost_in_potential: bool = True
     reuse_potential_batch: bool = False
+    batched_calls: bool = True
 
     def __post_init__(self) -> None:
         _check_nonneg("tau", self.tau)
@@ -152,6 +166,9 @@ class UnifiedOT:
         _check_nonneg("clip", self.clip, positive=True)
         for key in ("alpha", "alpha_min", "alpha_max"):
             _check_nonneg(key, getattr(self, key), positive=True)
+        for key in ("reuse_potential_batch", "batched_calls", "cost_in_potential"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"algorithm.{key}", f"must be true or false, got {getattr(self, key)!r}")
         for key in ("k_v", "k_t"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"algorithm.{key}", f"must be an integer >= 1, got {getattr(self, key)!r}")
@@ -161,6 +178,8 @@ class UnifiedOT:
         self.total_iterations = 1
         self.current_alpha = float(self.alpha)
         self._potential_batch: tuple[Tensor, Tensor, Tensor] | None = None
+        self._drawn_ahead: list[tuple[Tensor, Tensor, Tensor]] = []  # the iteration's stacked batches
+        self._joint_potential = False  # potential_terms calls v once on fakes and data
 
     # ----------------------------------------------------------------- schedules / state
     def default_iterations(self) -> int | None:
@@ -171,6 +190,7 @@ class UnifiedOT:
         self.iteration, self.total_iterations = iteration, max(int(total), 1)
         self.current_alpha = self._alpha_at(iteration)
         self._potential_batch = None
+        self._drawn_ahead = []
 
     def _alpha_at(self, it: int) -> float:
         if self.alpha_schedule == "constant":
@@ -255,17 +275,40 @@ class UnifiedOT:
         return None
 
     # ----------------------------------------------------------------- the two losses
+    def draws_besides_batches(self) -> bool:
+        """Whether a potential step draws random numbers besides its batch (x, z, y): then its
+        batches cannot be drawn ahead without changing the stream. Here: the penalty's weights."""
+        return self.regularizer == "gp"
+
     def potential_batch(self, ctx: StepContext) -> tuple[Tensor, Tensor, Tensor]:
         """(x, T(x, z), y) for one potential step: fresh, or the iteration's first batch again."""
         if self._potential_batch is not None:
             return self._potential_batch
-        x = ctx.source_batch()
-        with torch.no_grad():  # the map is held fixed in the potential step
-            y_fake = ctx.map(x, ctx.latent(x.shape[0]))
-        batch = (x, y_fake, ctx.target_batch())
+        if self._drawn_ahead:
+            return self._drawn_ahead.pop(0)
+        stack = (
+            self.batched_calls
+            and self.k_v > 1
+            and not self.reuse_potential_batch
+            and not self.draws_besides_batches()
+            and per_sample(ctx.map)
+        )
+        draws = []
+        for _ in range(self.k_v if stack else 1):  # in the order k_v separate steps draw them
+            x = ctx.source_batch()
+            draws.append((x, ctx.latent(x.shape[0]), ctx.target_batch()))
+        xs, zs, ys = zip(*draws, strict=True)
+        with torch.no_grad():  # the map is held fixed in the potential steps
+            if len(draws) == 1:
+                fakes: tuple[Tensor, ...] = (ctx.map(xs[0], zs[0]),)
+            else:
+                z = None if zs[0] is None else torch.cat(zs)
+                fakes = ctx.map(torch.cat(xs), z).split([x.shape[0] for x in xs])
+        batches = list(zip(xs, fakes, ys, strict=True))
+        self._drawn_ahead = batches[1:]
         if self.reuse_potential_batch:
-            self._potential_batch = batch
-        return batch
+            self._potential_batch = batches[0]
+        return batches[0]
 
     def potential_loss(
         self, ctx: StepContext, terms: PotentialTerms | None = None
@@ -273,6 +316,8 @@ class UnifiedOT:
         """L_v and its logs; ``terms`` stands in for :meth:`potential_terms` (the trainer passes a
         compiled one)."""
         x, y_fake, y = self.potential_batch(ctx)
+        # R1 differentiates v(y) alone: a joint call would double its double backward.
+        self._joint_potential = self.batched_calls and self.regularizer != "r1" and per_sample(ctx.potential)
         if self.regularizer == "r1":
             real, v_real = None, self.real_scores(ctx, y)
         else:
@@ -296,10 +341,14 @@ class UnifiedOT:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """The semi-dual loss without R: v at the data ``real`` (or the given scores ``v_real``) and
         at the generated ``y_fake``, and the cost of ``y_fake``."""
-        if v_real is None:
+        if v_real is None and self._joint_potential:
             assert real is not None
-            v_real = ctx.potential(real)
-        v_fake = ctx.potential(y_fake)
+            v_fake, v_real = ctx.potential(torch.cat([y_fake, real])).split([y_fake.shape[0], real.shape[0]])
+        else:
+            if v_real is None:
+                assert real is not None
+                v_real = ctx.potential(real)
+            v_fake = ctx.potential(y_fake)
         if self.cost_in_potential:
             with torch.no_grad():
                 cost = self.cost(self.reference(x, z_ref), y_fake, ctx)

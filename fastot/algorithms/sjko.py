@@ -129,6 +129,10 @@ class SJKO(UnifiedOT):
         with torch.no_grad():
             return self.t_old(x, z_ref)
 
+    def draws_besides_batches(self) -> bool:
+        noise = self.real_noise != 0
+        return super().draws_besides_batches() or noise or (self.cost_in_potential and self.t_old is not None)
+
     def perturb_real(self, y: Tensor, ctx: StepContext) -> Tensor:
         if self.real_noise == 0:
             return y

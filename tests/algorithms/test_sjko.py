@@ -83,8 +83,9 @@ def test_map_cost_uses_t_old_with_independent_latent():
 
 
 def test_network_evaluations_per_iteration_do_not_grow_with_phase():
-    """O(K) training: each iteration evaluates T twice, T_old at most once and v three times,
-    whatever the phase (no replay of the earlier JKO steps)."""
+    """O(K) training: each iteration evaluates T twice, T_old at most once and v twice (once on
+    fakes and data together, once in the map step), whatever the phase (no replay of the earlier
+    JKO steps)."""
     ctx = make_ctx(z_dim=1)
     algo = build_algorithm({**SPEC, "num_phases": 6})
     map_cls, pot_cls = type(ctx.map), type(ctx.potential)
@@ -108,9 +109,9 @@ def test_network_evaluations_per_iteration_do_not_grow_with_phase():
     finally:
         handle.remove()
     assert sorted(per_phase) == [0, 1, 2, 3, 4, 5]
-    assert per_phase[0] == {(2, 0, 3)}  # T_old = identity: no network
+    assert per_phase[0] == {(2, 0, 2)}  # T_old = identity: no network
     for phase in range(1, 6):
-        assert per_phase[phase] == {(2, 1, 3)}, phase
+        assert per_phase[phase] == {(2, 1, 2)}, phase
 
 
 def test_t_old_evaluated_once_per_map_step():

@@ -26,9 +26,10 @@ class _NaNAfter(MLPPotential):
         return out if self.left > 0 else out * float("nan")
 
 
-def _diverging_argv(out: Path, *extra: str, calls: int = 40) -> list[str]:
-    # uotm-outlier-1d without R1: 5 potential steps of 2 potential calls and 1 map step of 1 call,
-    # 11 calls per step; call 40 falls in step 4 (steps count from 1, as in metrics.jsonl).
+def _diverging_argv(out: Path, *extra: str, calls: int = 22) -> list[str]:
+    # uotm-outlier-1d without R1: 5 potential steps of 1 potential call (fakes and data together)
+    # and 1 map step of 1 call, 6 calls per step; call 22 falls in step 4 (steps count from 1, as in
+    # metrics.jsonl).
     return [
         "--out",
         str(out),

@@ -99,19 +99,25 @@ def _weights(run: Run) -> dict[str, torch.Tensor]:
     ],
 )
 def test_compiled_step_trains_like_eager(preset, overrides, tmp_path):
+    # The gradients of each iteration's last updates are compared: Adam turns a rounding-level
+    # difference of a near-zero gradient into a step of +-lr, so weights alone would flag rounding.
     torch._dynamo.reset()
-    weights = {}
+    grads: dict[str, list[dict[str, torch.Tensor]]] = {}
     for mode in ("false", "step"):
         run = _run(preset, overrides, tmp_path / mode, compile=mode)
         assert (run.map_terms is None) == (mode == "false")
         start = {k: v.clone() for k, v in _weights(run).items()}
+        grads[mode] = []
         for it in range(2):
             run.iteration(it)
+            named = [*run.map.named_parameters(), *run.potential.named_parameters()]
+            grads[mode].append({k: p.grad.clone() for k, p in named if p.grad is not None})
         assert run.watch.first_divergence() is None
-        weights[mode] = _weights(run)
-        assert all(not torch.equal(v, start[k]) for k, v in weights[mode].items() if "weight" in k)
-    for k, v in weights["false"].items():
-        torch.testing.assert_close(weights["step"][k], v, rtol=1e-4, atol=1e-5, msg=k)
+        assert all(not torch.equal(v, start[k]) for k, v in _weights(run).items() if "weight" in k)
+    for eager, compiled in zip(grads["false"], grads["step"], strict=True):
+        assert eager.keys() == compiled.keys() and eager
+        for k, g in eager.items():
+            torch.testing.assert_close(compiled[k], g, rtol=1e-3, atol=1e-6, msg=k)
 
 
 def test_per_iteration_schedules_are_refused(tmp_path):

@@ -233,7 +233,7 @@ def test_divergence_stops_with_step_and_keeps_last_good_checkpoint(nan_potential
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     errors = [line for line in err if "error" in line]  # after the block that says what will run
-    # 11 potential calls per step: call 40 is in step 4 (steps count from 1, as in metrics.jsonl)
+    # 6 potential calls per step: call 22 is in step 4 (steps count from 1, as in metrics.jsonl)
     assert len(errors) == 1 and "diverged at step 4" in errors[0] and "ckpt_00000002.pt" in errors[0]
     assert ckpt.latest_checkpoint(out).name == "ckpt_00000002.pt"
     state = torch.load(ckpt.latest_checkpoint(out), weights_only=True)
