@@ -16,6 +16,7 @@ from torch import nn
 
 from fastot.algorithms import build_algorithm
 from fastot.algorithms.base import per_sample
+from fastot.errors import ConfigError
 from fastot.train.config import load_config
 from fastot.train.run import Run
 
@@ -78,5 +79,5 @@ def test_the_gradient_penalty_keeps_one_batch_per_step() -> None:
 
 
 def test_batched_calls_must_be_a_bool() -> None:
-    with pytest.raises(Exception, match="algorithm.batched_calls"):
+    with pytest.raises(ConfigError, match=r"algorithm\.batched_calls"):
         build_algorithm({"name": "uotm", "batched_calls": "yes"})
