@@ -1,4 +1,5 @@
-"""End to end: one UOTM training step on toy 2-D data with small MLPs, fused vs eager fastot ops.
+"""End to end: one UOTM training step on toy 2-D data with small MLPs, fused vs eager fastot ops;
+and the image presets' steps (on a GPU at their training batches, through the trainer).
 
 At this size the networks are cheap, so per-op overhead (validation, dispatch, autograd nodes,
 the number of small kernels) is what the fused ops save. One step = one potential update (semi-dual
@@ -7,6 +8,11 @@ update (cost - v(T(x, z))), each with its Adam step.
 
 The same step also runs while another process spins on one core, at 1 and 2 intra-op threads: the
 situation the trainer's default of one thread for vector data is for.
+
+On a GPU the toy step is launch-bound, so it is also timed as one replayed CUDA graph; the image
+steps run the trainer's own iteration (``Run.iteration``) of cifar10-uotm at B = 64 and
+celebahq256-uotm at B = 8, with eager ops, fused ops, fused ops under bf16 autocast and
+``train.compile=step``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 import pytest
 import torch
-from _env import THREADS, fused_providers, num_threads
+from _env import DEVICE, THREADS, fused_providers, num_threads, synchronize
 from _timing import record, time_callable
 from torch import nn
 
@@ -40,20 +46,26 @@ def mlp(d_in: int, d_out: int) -> nn.Module:
     )
 
 
-def uotm_step(backend: str) -> Any:
-    """A zero-argument callable running one UOTM step with every fastot op on ``backend``."""
-    g = torch.Generator().manual_seed(0)
-    T, v = mlp(DIM + NOISE, DIM), mlp(DIM, 1)
-    opt_t = torch.optim.Adam(T.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    opt_v = torch.optim.Adam(v.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    centers = torch.tensor([[4.0, 0.0], [0.0, 4.0], [-4.0, 0.0], [0.0, -4.0]])
+def uotm_step(backend: str, graphable: bool = False) -> Any:
+    """A zero-argument callable running one UOTM step on ``DEVICE`` with every fastot op on
+    ``backend``. ``graphable``: CUDA-graph-safe pieces (the default generator, capturable Adam)."""
+    g = None if graphable else torch.Generator(DEVICE).manual_seed(0)
+    T, v = mlp(DIM + NOISE, DIM).to(DEVICE), mlp(DIM, 1).to(DEVICE)
+    adam = {"lr": 1e-4, "betas": (0.0, 0.9), **({"capturable": True} if graphable else {})}
+    opt_t = torch.optim.Adam(T.parameters(), **adam)
+    opt_v = torch.optim.Adam(v.parameters(), **adam)
+    centers = torch.tensor([[4.0, 0.0], [0.0, 4.0], [-4.0, 0.0], [0.0, -4.0]], device=DEVICE)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=g, device=DEVICE)
 
     def step() -> None:
-        x = torch.randn(BATCH, DIM, generator=g)
-        y = centers[torch.randint(0, 4, (BATCH,), generator=g)] + 0.5 * torch.randn(BATCH, DIM, generator=g)
+        x = randn(BATCH, DIM)
+        pick = torch.randint(0, 4, (BATCH,), generator=g, device=DEVICE)
+        y = centers[pick] + 0.5 * randn(BATCH, DIM)
         with fastot.use_backend(backend):
             # potential step
-            y_fake = T(torch.cat([x, torch.randn(BATCH, NOISE, generator=g)], 1)).detach()
+            y_fake = T(torch.cat([x, randn(BATCH, NOISE)], 1)).detach()
             cost = fastot.quadratic_cost(x, y_fake, TAU)
             loss_v = fastot.semi_dual_loss(cost, v(y_fake).squeeze(1), v(y).squeeze(1), "kl", "kl")
             loss_v = loss_v + fastot.r1_regularizer(v, y, 0.2)
@@ -61,7 +73,7 @@ def uotm_step(backend: str) -> Any:
             loss_v.backward()
             opt_v.step()
             # map step: the cost needs the gradient for T(x) only
-            y_fake = T(torch.cat([x, torch.randn(BATCH, NOISE, generator=g)], 1))
+            y_fake = T(torch.cat([x, randn(BATCH, NOISE)], 1))
             loss_t = (fastot.quadratic_cost(x, y_fake, TAU) - v(y_fake).squeeze(1)).mean()
             opt_t.zero_grad(set_to_none=True)
             loss_t.backward()
@@ -157,6 +169,36 @@ def test_uotm_toy_step_with_a_busy_core(benchmark: Any, provider: str, threads: 
     _time_uotm_step(benchmark, provider, threads, busy_core)
 
 
+def cuda_graph(step: Any) -> Any:
+    """``step`` captured once as a CUDA graph (after warm-up on a side stream); returns its replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # the optimisers create their state outside the capture
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("provider", ["eager", *fused_providers()])
+def test_uotm_toy_step_cuda_graph(benchmark: Any, provider: str) -> None:
+    """The toy step launches some 200 small kernels: replayed as one graph, the launches go."""
+    benchmark.group = f"train_step uotm toy B={BATCH} MLP {HIDDEN} CUDA graph"
+    replay = cuda_graph(uotm_step(provider, graphable=True))
+
+    def step() -> None:
+        replay()
+        synchronize()
+
+    time_callable(benchmark, step, warmup_rounds=3)
+    meta = {"kind": "train", "op": "uotm_step, CUDA graph", "provider": provider, "threads": 1}
+    record(benchmark, meta | {"shape": f"B={BATCH} d={DIM} MLP {HIDDEN}"}, None)
+
+
 # The networks and losses of the image presets: (map, potential, image size, tau, R1 weight).
 IMAGE_PRESETS = {
     "cifar10-uotm": ("ncsnpp32", "disc32", 32, 1e-3, 0.2),
@@ -197,6 +239,7 @@ def image_step(preset: str, backend: str) -> Any:
     return step
 
 
+@pytest.mark.skipif(DEVICE.type != "cpu", reason="on a GPU the trainer's step runs at the presets' batches")
 @pytest.mark.parametrize("provider", ["eager", *fused_providers()])
 @pytest.mark.parametrize("preset", sorted(IMAGE_PRESETS))
 def test_uotm_image_step(benchmark: Any, preset: str, provider: str) -> None:
@@ -252,3 +295,53 @@ def test_sjko_phase_iteration(benchmark: Any, phase: int, tmp_path: Any) -> None
         },
         None,
     )
+
+
+# On a GPU: the presets' training batches, and the ways a run can train them (train.* overrides).
+GPU_BATCHES = {"cifar10-uotm": 64, "celebahq256-uotm": 8}
+GPU_MODES = {
+    "eager ops": ("eager", []),
+    "fused ops": ("fused", []),
+    "fused ops, bf16": ("fused", ["train.amp=bf16"]),
+    "compile=step": ("fused", ["train.compile=step"]),
+}
+
+
+def trainer_step(preset: str, mode: str, run_dir: Any) -> Any:
+    """The trainer's iteration of ``preset`` at its GPU batch, on Gaussian images of the preset's
+    shape (the data's content does not change the cost of a step)."""
+    from fastot.train.config import load_config
+    from fastot.train.run import Run
+
+    size = IMAGE_PRESETS[preset][2]
+    backend, extra = GPU_MODES[mode]
+    overrides = [
+        f"device={DEVICE.type}",
+        f"train.batch_size={GPU_BATCHES[preset]}",
+        f"data.target={{name: gaussian_image, channels: 3, size: {size}}}",
+        "train.progress=false",
+        "train.ema.enabled=true",
+        *extra,
+    ]
+    run = Run(load_config(preset, overrides), run_dir)
+    backend = run.backend if backend == "fused" else backend
+    iteration = iter(range(10**9))
+
+    def step() -> None:
+        with fastot.use_backend(backend):
+            run.iteration(next(iteration))
+        synchronize()
+
+    return step
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="the presets' training batches need a GPU")
+@pytest.mark.parametrize("mode", list(GPU_MODES))
+@pytest.mark.parametrize("preset", sorted(GPU_BATCHES))
+def test_trainer_image_step(benchmark: Any, preset: str, mode: str, tmp_path: Any) -> None:
+    benchmark.group = f"train_step {preset} B={GPU_BATCHES[preset]} on {DEVICE.type}"
+    step = trainer_step(preset, mode, tmp_path)
+    time_callable(benchmark, step, warmup_rounds=3)  # compile=step traces in the warm-up
+    size = IMAGE_PRESETS[preset][2]
+    meta = {"kind": "train", "op": f"trainer_step {preset}", "provider": mode, "threads": 1}
+    record(benchmark, meta | {"shape": f"B={GPU_BATCHES[preset]} 3x{size}x{size}"}, None)

@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fastot.demo",
         "fastot.bench_report",
     ),
+    ("fastot.gpucheck",),  # runs the info, tests and benches and renders with bench_report
 ]
 
 

@@ -107,6 +107,11 @@ def define(
         _bind(definition, TRITON)
 
 
+def op_names() -> list[str]:
+    """The public fused ops, in definition order: the one list every test, bench and build derives."""
+    return [d.name for d in _DEFINITIONS if not d.name.startswith("_")]
+
+
 def _bind(definition: _Definition, kernels: Kernels) -> None:
     backward = functools.partial(definition.backward, kernels)
     qualname = kernels.qualname(definition.name)
