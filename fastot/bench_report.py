@@ -259,6 +259,33 @@ def targets_table(data: dict[str, Any]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def floor_table(data: dict[str, Any]) -> str:
+    """The trainer's iterations beside their FLOP floor (bench_step_floor)."""
+    rows = [b for b in data.get("benchmarks", []) if b.get("extra_info", {}).get("kind") == "step_floor"]
+    lines = [
+        "| iteration | variant | threads | time | GFLOP | floor | time / floor |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for b in rows:
+        info = b["extra_info"]
+        if "batched_s" in info:
+            t, variant = (
+                info["batched_s"],
+                f"batched calls ({_ratio(info['separate_s'], info['batched_s'])} separate)",
+            )
+        else:
+            t, variant = _median(b), info["provider"]
+        floor = info.get("floor_s") or None
+        flops = info.get("flops") or None
+        name = info["op"].removeprefix("trainer_iteration ")
+        lines.append(
+            f"| {name}, {info['shape']} | {variant} | {info['threads']} | "
+            f"{_fmt_time(t)} | {'–' if not flops else f'{flops / 1e9:.1f}'} | {_fmt_time(floor)} | "
+            f"{_ratio(t, floor) if floor else '–'} |"
+        )
+    return "\n".join(lines) if rows else ""
+
+
 def render(data: dict[str, Any]) -> str:
     """The markdown of a whole run: conditions, targets, op table, roofline and training step."""
     parts = [conditions(data), ""]
@@ -276,6 +303,14 @@ def render(data: dict[str, Any]) -> str:
             "Training steps (ratio = baseline / compared; above 1 means the compared side is faster):",
             "",
             train,
+        ]
+    floors = floor_table(data)
+    if floors:
+        parts += [
+            "",
+            "Trainer iterations against their FLOP floor (the machine's conv and matmul rates):",
+            "",
+            floors,
         ]
     return "\n".join(parts) + "\n"
 
