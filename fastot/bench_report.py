@@ -15,15 +15,9 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from fastot.ops._library import op_names
+
 FUSED = ("cuda", "triton", "cpp")  # preference order when several fused backends ran
-OP_ORDER = (
-    "quadratic_cost",
-    "r1_penalty",
-    "psi_star",
-    "semi_dual_loss",
-    "weak_quadratic_cost",
-    "energy_kernel_cost",
-)
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -81,7 +75,7 @@ def _rows(benchmarks: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, d
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
     op, shape, dtype, mode, threads = key
-    rank = OP_ORDER.index(op) if op in OP_ORDER else len(OP_ORDER)
+    rank = op_names().index(op) if op in op_names() else len(op_names())
     return (rank, op, shape, dtype != "float32", dtype, mode != "forward", threads)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fastot._extension import STATUS
+from fastot.ops._library import op_names
 
 # (atol, rtol) against a float64 evaluation of the reference. float32 rows of up to
 # 196608 elements carry ~1e-6 relative error; bfloat16 stores 8 mantissa bits (~4e-3).
@@ -21,19 +22,8 @@ TOL = {
 DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
 
 # Every fastot:: op, the backward ops included: the C++ and CUDA kernels register each, and
-# the Triton family has each with the suffix _triton.
-OP_NAMES = [
-    "quadratic_cost",
-    "_quadratic_cost_backward",
-    "psi_star",
-    "semi_dual_loss",
-    "r1_penalty",
-    "_r1_penalty_backward",
-    "weak_quadratic_cost",
-    "_weak_quadratic_cost_backward",
-    "energy_kernel_cost",
-    "_energy_kernel_cost_backward",
-]
+# the Triton family has each with the suffix _triton. Derived from the ops' definitions.
+OP_NAMES = op_names(include_backward=True)
 
 # The fused CPU backend; tests that need it fail (not skip) when it was not built, because
 # an installed fastot without its C++ kernels is a broken build.

@@ -11,6 +11,7 @@ from fastot_testing import CPU_FUSED, FUSED, OP_NAMES, backends, make, run_pytho
 import fastot
 from fastot._extension import STATUS
 from fastot.ops import _backend
+from fastot.ops._library import op_names
 from fastot.ops.quadratic_cost import reference
 
 ops = torch.ops.fastot
@@ -119,14 +120,7 @@ def test_torch_compile_inductor_uotm_loss():
 
 # --- the default backend inside torch.compile: no backend= argument, as users call the ops ---
 
-FUSED_OPS = [
-    "quadratic_cost",
-    "psi_star",
-    "semi_dual_loss",
-    "r1_penalty",
-    "weak_quadratic_cost",
-    "energy_kernel_cost",
-]
+FUSED_OPS = op_names()
 
 
 def _every_op(x, y):

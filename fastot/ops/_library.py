@@ -107,9 +107,10 @@ def define(
         _bind(definition, TRITON)
 
 
-def op_names() -> list[str]:
-    """The public fused ops, in definition order: the one list every test, bench and build derives."""
-    return [d.name for d in _DEFINITIONS if not d.name.startswith("_")]
+def op_names(include_backward: bool = False) -> list[str]:
+    """The fused ops in definition order, with their backward ops (``_<op>_backward``) if asked:
+    the one list every test, bench and build check derives from."""
+    return [d.name for d in _DEFINITIONS if include_backward or not d.name.startswith("_")]
 
 
 def _bind(definition: _Definition, kernels: Kernels) -> None:
