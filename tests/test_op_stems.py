@@ -37,3 +37,21 @@ def test_the_definitions_name_every_public_op() -> None:
 def test_every_op_has_its_stem_files(op: str) -> None:
     missing = [s.format(op) for s in STEMS if not (ROOT / s.format(op)).is_file()]
     assert not missing, f"{op} lacks {missing}"
+
+
+def test_the_per_op_case_tables_cover_every_op() -> None:
+    """The tables of per-op calls (their inputs cannot be derived) name exactly the registered ops,
+    so an op left out of one fails here instead of silently skipping that table's checks."""
+    import sys
+
+    import torch
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_overhead
+    import test_errors
+    import test_registration
+
+    x = torch.ones(3, 4)
+    assert set(test_errors._calls(x, x, torch.ones(3, 2, 4))) == set(op_names())
+    assert set(test_registration.CALLS) == set(op_names())
+    assert set(bench_overhead._calls("eager")) == set(op_names())
