@@ -313,14 +313,8 @@ def toy_objective(cfg: Any, n: int = 2000, seed: int = 0) -> Toy:
     target_sampler = build_sampler(dict(cfg.data.target), "data.target")
     target = discretize(target_sampler, n, seed + 1)
     algo = build_algorithm(dict(cfg.algorithm))
-    kinds = (algo.psi_source, algo.psi_target)
-    name = getattr(algo, "registered_name", algo.name)
-    if algo.tau == 0 or name in ("sjko", "not", "knot") or kinds == ("identity", "identity"):
-        note = {
-            "sjko": "the JKO flow of KL(.|nu) ends at nu",
-            "not": "balanced weak OT: T#mu = nu",
-            "knot": "balanced weak OT: T#mu = nu",
-        }.get(name, "no cost: the optimum generates nu" if algo.tau == 0 else "balanced OT: T#mu = nu")
+    note = algo.optimum_generates_target()
+    if note is not None:
         return Toy(source, target, None, note, target_sampler)
     alpha = algo.alpha_max if algo.alpha_schedule != "constant" else algo.alpha
     sol = solve_semi_dual(source, target, algo.tau, algo.psi_source, algo.psi_target, alpha)

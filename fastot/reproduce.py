@@ -477,7 +477,8 @@ def report(name: str, results: dict[str, list[Path]], out: Path, budget: str, se
 
 
 def estimate_minutes(exp: Experiment, budget: str) -> float:
-    from fastot.train.config import load_config
+    from fastot.algorithms import build_algorithm
+    from fastot.train.config import load_config, to_container
 
     total = 0.0
     for row in exp.rows:
@@ -485,11 +486,10 @@ def estimate_minutes(exp: Experiment, budget: str) -> float:
         if overrides is None or budget not in exp.budgets:
             continue
         cfg = load_config(row.preset, overrides, allow_missing=True)
-        alg = cfg.algorithm
         if cfg.train.iterations is not None:
             iterations = int(cfg.train.iterations)
         else:  # S-JKO: the phases set the length
-            iterations = int(alg.init_iterations) + (int(alg.num_phases) - 1) * int(alg.phase_iterations)
+            iterations = int(build_algorithm(to_container(cfg, "algorithm")).default_iterations() or 0)
         total += iterations * (row.ms_per_iteration or exp.ms_per_iteration)
     return total / 60000
 

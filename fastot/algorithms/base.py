@@ -181,6 +181,27 @@ class UnifiedOT:
         self._drawn_ahead: list[tuple[Tensor, Tensor, Tensor]] = []  # the iteration's stacked batches
         self._joint_potential = False  # potential_terms calls v once on fakes and data
 
+    # ----------------------------------------------------------------- what the algorithm knows
+    implies_iterations: ClassVar[bool] = False  # its own schedule sets the run's length (S-JKO)
+
+    @classmethod
+    def smoke_overrides(cls, spec: dict[str, Any], iterations: int) -> dict[str, Any]:
+        """What a smoke run of ``iterations`` changes in the algorithm config ``spec`` (defaults
+        filled in): at most two updates of each kind per iteration, schedules inside the run."""
+        out: dict[str, Any] = {key: 2 for key in ("k_v", "k_t") if int(spec.get(key, 1)) > 2}
+        if int(spec.get("warmup") or 0) > 0:
+            out["warmup"] = min(int(spec["warmup"]), iterations // 2)
+        return out
+
+    def optimum_generates_target(self) -> str | None:
+        """Why the exact optimum of this objective generates the target itself (with the reason
+        as a note), or None: UOTM and its variants, whose semi-dual must be solved."""
+        if self.tau == 0:
+            return "no cost: the optimum generates nu"
+        if (self.psi_source, self.psi_target) == ("identity", "identity"):
+            return "balanced OT: T#mu = nu"
+        return None
+
     # ----------------------------------------------------------------- schedules / state
     def default_iterations(self) -> int | None:
         """Iterations the algorithm itself implies (S-JKO phases), else None."""

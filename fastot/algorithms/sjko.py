@@ -70,6 +70,20 @@ class SJKO(UnifiedOT):
         self.t_old: nn.Module | None = None
         self.current_h = self.step_size()  # read by the (compilable) cost instead of the phase
 
+    implies_iterations: ClassVar[bool] = True
+
+    @classmethod
+    def smoke_overrides(cls, spec: dict[str, Any], iterations: int) -> dict[str, Any]:
+        # Phases of 2 iterations fill the smoke run.
+        return super().smoke_overrides(spec, iterations) | {
+            "num_phases": max(2, min(int(spec["num_phases"]), iterations // 2)),
+            "init_iterations": min(int(spec["init_iterations"]), 2),
+            "phase_iterations": min(int(spec["phase_iterations"]), 2),
+        }
+
+    def optimum_generates_target(self) -> str | None:
+        return "the JKO flow of KL(.|nu) ends at nu"
+
     def default_iterations(self) -> int:
         return self.init_iterations + (self.num_phases - 1) * self.phase_iterations
 

@@ -10,7 +10,7 @@ gamma may ramp linearly from ``gamma_start`` over ``gamma_iterations``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -46,6 +46,16 @@ class WeakNOT(UnifiedOT):
         else:
             t = min(iteration / self.gamma_iterations, 1.0)
             self.current_gamma = self.gamma_start + t * (self.gamma - self.gamma_start)
+
+    @classmethod
+    def smoke_overrides(cls, spec: dict[str, Any], iterations: int) -> dict[str, Any]:
+        out = super().smoke_overrides(spec, iterations)
+        if int(spec.get("gamma_iterations") or 0) > 0:  # the gamma ramp runs inside the smoke run
+            out["gamma_iterations"] = min(int(spec["gamma_iterations"]), iterations // 2)
+        return out
+
+    def optimum_generates_target(self) -> str | None:
+        return "balanced weak OT: T#mu = nu"
 
     def log_values(self) -> dict[str, float]:
         return {**super().log_values(), "gamma": self.current_gamma}

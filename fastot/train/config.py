@@ -111,19 +111,15 @@ def smoke(cfg: DictConfig) -> DictConfig:
         spec = cfg.networks[kind]
         for key, value in SMOKE.get((kind, spec.name), {}).items():
             spec[key] = value
-    if "num_phases" in algo:  # S-JKO: phases of 2 iterations fill the smoke run
-        algo.num_phases = max(2, min(int(algo.num_phases), n // 2))
-        algo.init_iterations = min(int(algo.init_iterations), 2)
-        algo.phase_iterations = min(int(algo.phase_iterations), 2)
-    if train.iterations is not None or "num_phases" not in algo:
+    from fastot.algorithms import ALGORITHMS
+
+    cls = ALGORITHMS[algo.name][0] if algo.name in ALGORITHMS else None
+    if cls is not None:  # an unknown name is reported by validation
+        defaults = {k: v for k, (_, v) in (_parameters("algorithm", algo.name) or {}).items()}
+        for key, value in cls.smoke_overrides({**defaults, **algo}, n).items():
+            algo[key] = value
+    if train.iterations is not None or cls is None or not cls.implies_iterations:
         train.iterations = min(int(train.iterations or n), n)
-    defaults = _parameters("algorithm", algo.name) or {}
-    for key in ("k_v", "k_t"):  # several updates per iteration still run, two of them
-        if key in defaults and int(algo.get(key, defaults[key][1])) > 2:
-            algo[key] = 2
-    for key in ("warmup", "gamma_iterations"):  # schedules start and ramp inside the run
-        if int(algo.get(key) or 0) > 0:
-            algo[key] = min(int(algo[key]), n // 2)
     for side in ("source", "target"):
         shape = image_shape(to_container(cfg, f"data.{side}"))
         if shape is not None and shape[1] > SMOKE_IMAGE_SIZE and "size" in _sampler_parameters(cfg, side):
