@@ -40,15 +40,25 @@ def fd_curve(run_dir: Path) -> dict[int, float]:
     return out
 
 
+def fifth_of_run(steps: list[int]) -> int | None:
+    """The kept checkpoint at a fifth of the run (the last checkpoint ends it), or None when the
+    run no longer keeps one there (a long run keeps only its last few)."""
+    if not steps:
+        return None
+    fifth = steps[-1] / 5
+    nearest = min(steps, key=lambda s: abs(s - fifth))
+    return nearest if abs(nearest - fifth) <= 0.05 * steps[-1] else None
+
+
 def digits_extract(run_dir: Path) -> dict[str, float]:
     from fastot.eval import digits
 
     _, y = _samples(run_dir, 5 * digits.fd_sample_size())
     m = digits.digits_metrics(y)
     curve = fd_curve(run_dir)
-    steps = sorted(curve)
-    if steps:  # convergence: FD after a fifth of the run
-        m["fd at 1/5"] = curve[steps[0]]
+    fifth = fifth_of_run(sorted(curve))
+    if fifth is not None:  # convergence: FD after a fifth of the run
+        m["fd at 1/5"] = curve[fifth]
     keep = ("fd", "fd at 1/5", "precision", "recall", "class_tv", "nn_ratio", "close_copies")
     return {k: m[k] for k in keep if k in m}
 

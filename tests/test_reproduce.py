@@ -171,3 +171,11 @@ def test_runs_of_several_experiments_share_one_pool(tmp_path, monkeypatch):
     argv += ["--only", "UOTM, std 0.5 (paper text)", "NOT γ=0.5"]
     assert reproduce.main(argv) == 0
     assert reports == [("outlier", ["UOTM, std 0.5 (paper text)"]), ("weak", ["NOT γ=0.5"])]
+
+
+def test_the_fifth_of_a_run_is_a_kept_checkpoint_near_it_or_none():
+    from fastot.repro_metrics import fifth_of_run
+
+    assert fifth_of_run([300, 600, 900, 1200, 1500]) == 300
+    assert fifth_of_run([3600, 3900, 4200, 4500, 4800, 5000]) is None  # only the last ones kept
+    assert fifth_of_run([]) is None
