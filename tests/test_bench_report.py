@@ -137,3 +137,43 @@ def test_toy_step_target_reads_the_interleaved_case_when_the_run_has_it() -> Non
     # Without it, the sequential pair is the target (0.80x: not met).
     alone = bench_report.targets_table({"benchmarks": sequential})
     assert "| 0.80x | no |" in next(line for line in alone.splitlines() if "UOTM toy step" in line)
+
+
+def test_the_floor_table_shows_time_over_floor_and_the_batched_ratio():
+    from fastot.bench_report import floor_table
+
+    def bench(info, median):
+        return {"extra_info": {"kind": "step_floor", **info}, "stats": {"median": median}}
+
+    data = {
+        "benchmarks": [
+            bench(
+                {
+                    "op": "trainer_iteration digits-uotm",
+                    "provider": "default",
+                    "threads": 1,
+                    "shape": "B=64",
+                    "flops": 42e9,
+                    "floor_s": 0.1,
+                },
+                0.3,
+            ),
+            bench(
+                {
+                    "op": "trainer_iteration uotm-outlier-1d",
+                    "provider": "batched",
+                    "threads": 1,
+                    "shape": "B=256",
+                    "flops": 3.4e9,
+                    "floor_s": 0.02,
+                    "separate_s": 0.05,
+                    "batched_s": 0.04,
+                },
+                0.04,
+            ),
+        ]
+    }
+    table = floor_table(data)
+    assert "| digits-uotm, B=64 | default | 1 | 300.00 ms | 42.0 | 100.00 ms | 3.00x |" in table
+    assert "batched calls (1.25x separate)" in table and "| 2.00x |" in table
+    assert floor_table({"benchmarks": []}) == ""
