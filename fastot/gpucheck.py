@@ -2,6 +2,10 @@
 
     python -m fastot.gpucheck --out gpucheck.md           # on a machine with a CUDA GPU
     python -m fastot.gpucheck --cpu-dry-run --out dry.md  # the same stages on a CPU (CI)
+    python -m fastot.gpucheck --wheels wheels/            # first install what is missing, offline
+
+A machine without network gets the missing packages as wheels: ``pip download -d wheels omegaconf
+pytest-benchmark hypothesis ...`` on a networked machine of the same Python, then ``--wheels wheels``.
 
 Run from the repository root. The stages, each a subprocess under its own time limit and all under
 one deadline (``--budget``, 9.5 minutes by default), so that one hanging stage cannot cost the rest:
@@ -235,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("gpucheck.md"), help="the markdown report")
     parser.add_argument("--cpu-dry-run", action="store_true", help="run the stages on a CPU (no build)")
     parser.add_argument("--budget", type=float, default=570.0, help="seconds for all stages together")
+    parser.add_argument(
+        "--wheels", type=Path, help="install missing packages from this folder of wheels first (no network)"
+    )
     args = parser.parse_args(argv)
     if args.budget <= 0:
         parser.error(f"--budget: must be positive, got {args.budget}")
@@ -242,6 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "setup.py").exists() or not (root / "bench").is_dir():
         parser.error(f"run it from the fastot repository root (no setup.py and bench/ in {root})")
     missing = missing_requirements()
+    if missing and args.wheels is not None:
+        if not args.wheels.is_dir():
+            parser.error(f"--wheels: {args.wheels} is not a folder")
+        offline = ["--no-index", "--find-links", str(args.wheels)]
+        pip = [sys.executable, "-m", "pip", "install", *offline, *missing]
+        proc = subprocess.run(pip, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(f"fastot.gpucheck: {' '.join(pip)} failed:\n{proc.stderr[-1500:]}", file=sys.stderr)
+        missing = missing_requirements()
     if missing:
         print(f"fastot.gpucheck: missing Python packages; install with: {pip_line(missing)}", file=sys.stderr)
     import torch

@@ -66,3 +66,11 @@ def test_outside_the_repository_it_says_where_to_run(tmp_path: Path, capsys, mon
     with pytest.raises(SystemExit):
         gpucheck.main(["--cpu-dry-run"])
     assert "repository root" in capsys.readouterr().err
+
+
+def test_a_wheels_argument_that_is_not_a_folder_is_named(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(gpucheck, "REQUIREMENTS", ("nosuchpkg",))
+    with pytest.raises(SystemExit):
+        gpucheck.main(["--cpu-dry-run", "--wheels", str(tmp_path / "absent")])
+    assert "--wheels" in capsys.readouterr().err
