@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from fastot import groundtruth_gaussian as gg
+from fastot import rundir
 
 SAMPLE_SEED = 2024  # the generated samples every table row is scored on
 GAUSSIAN_N = 5000
@@ -152,7 +153,7 @@ def figure(results: dict[str, list[Path]], path: Path) -> None:
 
     from fastot.train.images import grid_array
 
-    labels = [label for label, dirs in results.items() if (dirs[0] / "summary.json").exists()]
+    labels = [label for label, dirs in results.items() if (rundir.summary(dirs[0])).exists()]
     if not labels:
         return
     gaussian = any("gaussian" in str(results[lb][0]) for lb in labels)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastot import repro_metrics
+from fastot import repro_metrics, rundir
 from fastot.repro_images import GROUPS, digits_experiments
 from fastot.repro_spec import BUDGETS, Experiment, Row, _iters, _sjko, run_name
 
@@ -45,11 +45,11 @@ def _uotm_grid_row(label: str, preset: str) -> Row:
 
 # ---------------------------------------------------------------- metrics read from a run
 def _summary(run_dir: Path) -> dict[str, float]:
-    return json.loads((run_dir / "summary.json").read_text())["metrics"]
+    return json.loads((rundir.summary(run_dir)).read_text())["metrics"]
 
 
 def _samples(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    s = np.load(run_dir / "samples.npz")
+    s = np.load(rundir.samples(run_dir))
     return s["x"], s["y"]
 
 
@@ -75,7 +75,7 @@ def _grid(run_dir: Path) -> dict[str, float]:
 
 
 def _weak(run_dir: Path) -> dict[str, float]:
-    rows = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    rows = [json.loads(ln) for ln in (rundir.metrics(run_dir)).read_text().splitlines() if ln.strip()]
     energy = [r["energy"] for r in rows if "energy" in r][-5:]
     return {"energy (last 5 evals)": float(np.mean(energy)), "fluctuation (std)": float(np.std(energy))}
 
@@ -88,8 +88,8 @@ def _ou_floor(run_dir: Path, reps: int = 200) -> dict[str, float]:
     from fastot import metrics
     from fastot.data.ou import ou_solution
 
-    target = OmegaConf.load(run_dir / "config.yaml").data.target
-    n = len(np.load(sorted((run_dir / "snapshots").glob("*.npz"))[0])["y"])
+    target = OmegaConf.load(rundir.config(run_dir)).data.target
+    n = len(np.load(sorted((rundir.snapshots(run_dir)).glob("*.npz"))[0])["y"])
     g = torch.Generator().manual_seed(0)
     out = {}
     for t in (0.5, 0.9):
@@ -111,8 +111,8 @@ def _ou(run_dir: Path) -> dict[str, float]:
     from fastot import metrics
     from fastot.data.ou import ou_solution
 
-    target = OmegaConf.load(run_dir / "config.yaml").data.target
-    snaps = sorted((run_dir / "snapshots").glob("*.npz"))
+    target = OmegaConf.load(rundir.config(run_dir)).data.target
+    snaps = sorted((rundir.snapshots(run_dir)).glob("*.npz"))
     out = {}
     for t, idx in ((0.5, 4), (0.9, 8)):  # snapshot k closes JKO step k + 1: t = (k + 1) h
         y = torch.from_numpy(np.load(snaps[idx])["y"])
@@ -291,15 +291,15 @@ def resumable(run_dir: Path, row: Row, overrides: list[str]) -> bool:
     from fastot.train.checkpoint import latest_checkpoint
     from fastot.train.config import load_config
 
-    if not (run_dir / "config.yaml").is_file() or latest_checkpoint(run_dir) is None:
+    if not (rundir.config(run_dir)).is_file() or latest_checkpoint(run_dir) is None:
         return False
     wanted = OmegaConf.to_container(load_config(row.preset, overrides))
-    return OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")) == wanted
+    return OmegaConf.to_container(OmegaConf.load(rundir.config(run_dir))) == wanted
 
 
 def run_one(row: Row, seed: int, out: Path, budget: str) -> Path:
     run_dir = run_dir_of(out, budget, row, seed)
-    if (run_dir / "summary.json").exists() or (run_dir / "diverged.txt").exists():
+    if (rundir.summary(run_dir)).exists() or (rundir.diverged(run_dir)).exists():
         return run_dir
     overrides = run_overrides(row, seed, budget)
     cmd = [sys.executable, "-m", "fastot.train"]
@@ -312,7 +312,7 @@ def run_one(row: Row, seed: int, out: Path, budget: str) -> Path:
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 and "diverged" in proc.stderr.lower():
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "diverged.txt").write_text(proc.stderr)
+        (rundir.diverged(run_dir)).write_text(proc.stderr)
     elif proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     return run_dir
@@ -325,7 +325,7 @@ def exact_metrics(name: str, run_dir: Path, cache: Path) -> tuple[dict[str, floa
 
     from fastot import groundtruth, metrics
 
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = OmegaConf.load(rundir.config(run_dir))
     # Cached by the objective itself (data and algorithm), which the seeds of a row share.
     spec = json.dumps(
         OmegaConf.to_container(OmegaConf.masked_copy(cfg, ["data", "algorithm"])), sort_keys=True
@@ -381,7 +381,7 @@ def table(name: str, results: dict[str, list[Path]], out: Path) -> tuple[str, di
     cells: dict[str, dict[str, list[float]]] = {}
     exact_cells: dict[str, dict[str, float]] = {}
     for label, dirs in results.items():
-        good = [d for d in dirs if not (d / "diverged.txt").exists()]
+        good = [d for d in dirs if not (rundir.diverged(d)).exists()]
         c: dict[str, list[float]] = {}
         for d in good:
             vals = exp.extract(d)
@@ -401,7 +401,7 @@ def table(name: str, results: dict[str, list[Path]], out: Path) -> tuple[str, di
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + " --- |" * len(head))
     for label, dirs in results.items():
-        n_div = sum((d / "diverged.txt").exists() for d in dirs)
+        n_div = sum((rundir.diverged(d)).exists() for d in dirs)
         seeds = f"{len(dirs) - n_div}/{len(dirs)}" + (f" ({n_div} diverged)" if n_div else "")
         row = [label, seeds, *(_fmt(cells[label].get(k, [])) for k in cols), rows_by_label[label].paper_value]
         row += [
@@ -421,7 +421,7 @@ def plot(name: str, results: dict[str, list[Path]], optima: dict[str, Any], path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [label for label, dirs in results.items() if (dirs[0] / "samples.npz").exists()]
+    labels = [label for label, dirs in results.items() if (rundir.samples(dirs[0])).exists()]
     if not labels:
         return
     fig, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.2), squeeze=False)
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(row, s) for row in rows for s in args.seeds[: row.max_seeds]]
         if args.finished_only:
             jobs = [
-                (r, s) for r, s in jobs if (run_dir_of(args.out, args.budget, r, s) / "summary.json").exists()
+                (r, s) for r, s in jobs if rundir.summary(run_dir_of(args.out, args.budget, r, s)).exists()
             ]
             if not jobs:
                 print(f"{name}: no finished run in {args.out / args.budget}", file=sys.stderr)

@@ -10,7 +10,6 @@ one falls back past unreadable ones, each named in a :class:`CheckpointWarning`.
 
 from __future__ import annotations
 
-import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -24,13 +23,13 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from fastot import rundir
 from fastot.data import build_sampler
 from fastot.data.registry import image_shape
 from fastot.errors import ConfigError
 from fastot.nn import build_map
 
-CONFIG_NAME = "config.yaml"
-_CHECKPOINT = re.compile(r"ckpt_(\d+)\.pt$")
+CONFIG_NAME = rundir.CONFIG
 
 
 # ---------------------------------------------------------------------------- drawing samples
@@ -94,8 +93,8 @@ def report_warnings(prog: str) -> Iterator[None]:
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     """(step, path) of the run's checkpoint files, oldest first, readable or not."""
     found = []
-    for p in (run_dir / "checkpoints").glob("ckpt_*.pt"):
-        m = _CHECKPOINT.search(p.name)
+    for p in rundir.checkpoints(run_dir).glob(rundir.CHECKPOINT_GLOB):
+        m = rundir.CHECKPOINT_NAME.search(p.name)
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
@@ -134,7 +133,7 @@ def load_latest(run_dir: Path, key: str) -> Loaded:
             bad.append(path)
             continue
         return Loaded(path, state, bad)
-    where = run_dir / "checkpoints"
+    where = rundir.checkpoints(run_dir)
     if bad:
         raise ConfigError(key, f"no readable checkpoint in {where} ({len(bad)} unreadable)")
     raise ConfigError(key, f"no checkpoint in {where}")

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # matching prefix (``fastot.eval.__main__`` tops ``fastot.eval``); ``fastot`` itself (the public
 # op API) matches only exactly.
 LAYERS: list[tuple[str, ...]] = [
-    ("fastot.errors", "fastot.registry"),
+    ("fastot.errors", "fastot.registry", "fastot.rundir"),
     ("fastot", "fastot._extension", "fastot._build_info", "fastot.ops", "fastot.kernels"),
     (
         "fastot.nn",

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from fastot import rundir
 from fastot.errors import CheckpointWriteError
 from fastot.train.errors import ConfigError, DivergenceError
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.out is not None or args.overwrite:
                 flag = "--out" if args.out is not None else "--overwrite"
                 raise ConfigError("resume", f"--resume continues the run in its own directory; drop {flag}")
-            cfg_path = args.resume / "config.yaml"
+            cfg_path = rundir.config(args.resume)
             if not cfg_path.is_file():
                 raise ConfigError("resume", f"{cfg_path} not found")
             cfg = load_config(None, args.overrides, path=cfg_path)

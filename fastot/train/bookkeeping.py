@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from fastot import rundir
 from fastot.sampling import generate
 from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
@@ -147,15 +148,15 @@ class Writer:
 
     def __init__(self, run: Run, resumed: bool) -> None:
         self.run = run
-        metrics_path = run.run_dir / "metrics.jsonl"
+        metrics_path = rundir.metrics(run.run_dir)
         if resumed:
             drop_rows_after(metrics_path, run.step)
             # the summary describes where the run stopped before
-            (run.run_dir / "summary.json").unlink(missing_ok=True)
+            (rundir.summary(run.run_dir)).unlink(missing_ok=True)
         else:
             metrics_path.write_text("")
         # on resume: with any new overrides
-        OmegaConf.save(run.cfg, run.run_dir / "config.yaml", resolve=True)
+        OmegaConf.save(run.cfg, rundir.config(run.run_dir), resolve=True)
         self.log = metrics_path.open("a")
         self.tb = None
         if run.cfg.train.tensorboard:
@@ -163,7 +164,7 @@ class Writer:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
                 raise ConfigError("train.tensorboard", f"needs the tensorboard package ({e})") from None
-            self.tb = SummaryWriter(str(run.run_dir / "tensorboard"))
+            self.tb = SummaryWriter(str(rundir.tensorboard(run.run_dir)))
         self.fid = PeriodicFID(run.cfg, run.device) if run.cfg.eval.fid_every else None
 
     def write(self, row: dict[str, Any]) -> None:
@@ -182,7 +183,7 @@ class Writer:
         _, y = generate(run.sampling_map, run.source, run.cfg.train.sample_grid, run.cfg.eval.seed)
         if y.dim() != 4:
             return  # grids are for images; toys get their plots at the end
-        grid = save_grid(y, run.run_dir / "samples" / f"{run.step:08d}.png")
+        grid = save_grid(y, rundir.grids(run.run_dir) / f"{run.step:08d}.png")
         if self.tb is not None:
             self.tb.add_image("samples", grid, run.step, dataformats="HWC")
 
@@ -204,6 +205,6 @@ def evaluate(run: Run, n: int) -> dict[str, float]:
 def save_snapshot(run: Run, label: str) -> None:
     """Seeded samples of the current map in ``snapshots/<step>.npz``, with the algorithm's label."""
     x, y = generate(run.sampling_map, run.source, run.cfg.eval.snapshot_samples, run.cfg.eval.seed)
-    out = run.run_dir / "snapshots"
+    out = rundir.snapshots(run.run_dir)
     out.mkdir(exist_ok=True)
     np.savez(out / f"{run.step:08d}.npz", x=x.numpy(), y=y.numpy(), label=np.array(label))

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from fastot import rundir
 from fastot.sampling import list_checkpoints
 from fastot.train.errors import ConfigError
 
@@ -33,20 +34,9 @@ except ImportError:  # Windows: no advisory locks; runs are simply not locked
 
 # The previous checkpoint is the fallback when the latest is unreadable.
 MIN_KEEP = 2
-LOCK_NAME = ".lock"
+LOCK_NAME = rundir.LOCK
 # What a run writes into its directory; a new run refuses a directory holding any of these.
-RUN_FILES = (
-    "config.yaml",
-    "metrics.jsonl",
-    "summary.json",
-    "samples.npz",
-    "samples.png",
-    "checkpoints",
-    "plots",
-    "snapshots",
-    "samples",
-    "tensorboard",
-)
+RUN_FILES = rundir.RUN_FILES
 
 
 # ---------------------------------------------------------------------------- writing
@@ -85,7 +75,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"ckpt_{step:08d}.pt"
+    return rundir.checkpoint(run_dir, step)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

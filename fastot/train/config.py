@@ -17,6 +17,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from fastot import rundir
 from fastot.train.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -166,7 +167,7 @@ def check_run_config(run_dir: Path) -> None:
     """Validate a run's ``config.yaml`` as the trainer would (unknown keys, bad YAML: a ConfigError
     naming the key or line and the file). Commands that only read a run call this before loading
     it; a missing directory or file is left to the loader's own message."""
-    path = Path(run_dir) / "config.yaml"
+    path = rundir.config(Path(run_dir))
     if path.is_file():
         load_config(None, [], path=path)
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from fastot import rundir
+
 # What the logged columns are, for the loss plot's panel titles.
 LOSS_NAMES = {
     "loss_v": "potential loss",
@@ -142,7 +144,7 @@ def phases_figure(snaps: list[Path], ref: np.ndarray, title: str) -> Any:
 
 
 def read_rows(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
+    path = rundir.metrics(run_dir)
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -159,7 +161,7 @@ def plot_losses(run_dir: Path, title: str = "") -> list[Path]:
     fig = loss_figure(read_rows(run_dir), title)
     if fig is None:
         return []
-    out = run_dir / "plots"
+    out = rundir.plots(run_dir)
     out.mkdir(exist_ok=True)
     return [_save(fig, out / "losses.png")]
 
@@ -170,7 +172,7 @@ def plot_run(
     """target vs generated, the transport map, loss curves and (if any) per-phase snapshots.
 
     ``title`` names the run (e.g. "uotm-outlier-1d, step 1500") on every figure."""
-    out = run_dir / "plots"
+    out = rundir.plots(run_dir)
     out.mkdir(exist_ok=True)
     x, y, ref = x.reshape(len(x), -1), y.reshape(len(y), -1), ref.reshape(len(ref), -1)
     # Histograms take every sample (a 1% mode is 30 of 3000 points); scatter plots ``n_plot``.
@@ -182,7 +184,7 @@ def plot_run(
         _save(map_figure(x, y, title), out / "transport_map.png"),
     ]
     written += plot_losses(run_dir, title)
-    snaps = sorted((run_dir / "snapshots").glob("*.npz"))
+    snaps = sorted((rundir.snapshots(run_dir)).glob("*.npz"))
     if snaps:
         written.append(_save(phases_figure(snaps, ref, title), out / "phases.png", dpi=90))
     return written

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastot import rundir
 from fastot.sampling import generate
 from fastot.train.config import intra_op_threads
 from fastot.train.evaluate import compute_metrics
@@ -105,14 +106,14 @@ def finish(run: Run, train_time: float, t0: float) -> dict[str, Any]:
     """Final samples, metrics, sample grid and plots, and summary.json; returns the summary."""
     cfg = run.cfg
     x, y = generate(run.sampling_map, run.source, cfg.eval.n_samples, cfg.eval.seed)
-    np.savez(run.run_dir / "samples.npz", x=x.numpy(), y=y.numpy())
+    np.savez(rundir.samples(run.run_dir), x=x.numpy(), y=y.numpy())
     results = compute_metrics(
         list(cfg.eval.metrics), x, y, run.target, cfg.eval.seed, cfg.eval.ou_time, cfg.eval.mode_radius
     )
     if y.dim() == 4:
         from fastot.train.images import save_grid
 
-        save_grid(y[: cfg.train.sample_grid], run.run_dir / "samples.png")
+        save_grid(y[: cfg.train.sample_grid], rundir.samples_grid(run.run_dir))
     if cfg.eval.plots:
         from fastot.train.plots import plot_losses, plot_run
 
@@ -132,5 +133,5 @@ def finish(run: Run, train_time: float, t0: float) -> dict[str, Any]:
         "checkpoint": str(run.last_ckpt) if run.last_ckpt else None,
         "ema": run.ema is not None,
     }
-    (run.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (rundir.summary(run.run_dir)).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fastot import rundir
 from fastot.data import build_sampler
 from fastot.data.registry import image_shape
 from fastot.sampling import Loaded, implied_network_args, load_latest
@@ -42,7 +43,7 @@ def resume_from(run: Run, loaded: Loaded) -> None:
     run.last_ckpt = loaded.path
     if run.rank == 0:
         ckpt.set_aside(loaded.unreadable)
-    if run.step >= run.total and (run.run_dir / "summary.json").is_file():
+    if run.step >= run.total and (rundir.summary(run.run_dir)).is_file():
         raise RunFinished(run.run_dir, run.step, run.total)
 
 
@@ -108,7 +109,7 @@ def trained_config(state: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     """The config a checkpoint was trained with (older checkpoints: the run's config.yaml)."""
     trained = state.get("config")
     if not isinstance(trained, dict):
-        trained = OmegaConf.to_container(load_config(None, [], path=run_dir / "config.yaml"), resolve=True)
+        trained = OmegaConf.to_container(load_config(None, [], path=rundir.config(run_dir)), resolve=True)
     assert isinstance(trained, dict)
     return trained
 
