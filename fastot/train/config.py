@@ -438,7 +438,7 @@ def _parameters(section: str, name: str) -> dict[str, tuple[Any, Any]] | None:
         cls, defaults = ALGORITHMS[name]
         return {f.name: (f.type, defaults.get(f.name, f.default)) for f in dataclasses.fields(cls) if f.init}
     else:
-        from fastot.train.run import OPTIMIZERS as registry
+        from fastot.train.optimizers import OPTIMIZERS as registry
     if name not in registry:
         return None
     params = inspect.signature(registry[name]).parameters.values()

@@ -24,6 +24,7 @@ from fastot.train.config import intra_op_threads, to_container
 from fastot.train.ema import EMA
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import check_metrics
+from fastot.train.optimizers import build_optimizer
 
 # fp16 steps whose loss overflowed are skipped by the GradScaler (which lowers its scale); only more
 # than this many in a row (per loss) count as divergence.
@@ -76,27 +77,6 @@ class LossWatch:
             self.in_a_row[name] = self.in_a_row.get(name, 0) + 1
             if self.in_a_row[name] > self.tolerated and self.found is None:
                 self.found = (step, name, value)
-
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
-
-
-def build_optimizer(params, spec: dict[str, Any], key: str) -> torch.optim.Optimizer:
-    spec = dict(spec)
-    name = spec.pop("name")
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"{key}.name", f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}")
-    if "betas" in spec:
-        spec["betas"] = tuple(spec["betas"])
-    if name == "adam" and spec.get("fused") is None and spec.get("foreach") is None:
-        # One kernel over every parameter instead of a loop of ops per tensor (torch's CPU default):
-        # the 1-D toy potential's step is 15% faster on one thread. Under fp16 the GradScaler also
-        # hands it the overflow flag on the device instead of reading it back at every step.
-        spec["fused"] = True
-    try:
-        return OPTIMIZERS[name](params, **spec)
-    except TypeError as e:
-        raise ConfigError(key, str(e)) from None
 
 
 class Run:

@@ -22,7 +22,8 @@ from fastot.train.config import DEFAULT_PRESET, list_presets, load_config, smoke
 from fastot.train.config import PRESET_DIR as PRESETS_DIR
 from fastot.train.errors import ConfigError
 from fastot.train.loop import train
-from fastot.train.run import Run, build_optimizer
+from fastot.train.optimizers import build_optimizer
+from fastot.train.run import Run
 
 FAST = ["train.progress=false", "train.threads=1", "eval.n_samples=300", "eval.plots=false"]
 
