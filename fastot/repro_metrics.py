@@ -153,7 +153,7 @@ def figure(results: dict[str, list[Path]], path: Path) -> None:
 
     from fastot.train.images import grid_array
 
-    labels = [label for label, dirs in results.items() if (rundir.summary(dirs[0])).exists()]
+    labels = [label for label, dirs in results.items() if rundir.is_finished(dirs[0])]
     if not labels:
         return
     gaussian = any("gaussian" in str(results[lb][0]) for lb in labels)

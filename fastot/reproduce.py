@@ -299,7 +299,7 @@ def resumable(run_dir: Path, row: Row, overrides: list[str]) -> bool:
 
 def run_one(row: Row, seed: int, out: Path, budget: str) -> Path:
     run_dir = run_dir_of(out, budget, row, seed)
-    if (rundir.summary(run_dir)).exists() or (rundir.diverged(run_dir)).exists():
+    if rundir.is_finished(run_dir) or (rundir.diverged(run_dir)).exists():
         return run_dir
     overrides = run_overrides(row, seed, budget)
     cmd = [sys.executable, "-m", "fastot.train"]
@@ -547,9 +547,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         jobs = [(row, s) for row in rows for s in args.seeds[: row.max_seeds]]
         if args.finished_only:
-            jobs = [
-                (r, s) for r, s in jobs if rundir.summary(run_dir_of(args.out, args.budget, r, s)).exists()
-            ]
+            jobs = [(r, s) for r, s in jobs if rundir.is_finished(run_dir_of(args.out, args.budget, r, s))]
             if not jobs:
                 print(f"{name}: no finished run in {args.out / args.budget}", file=sys.stderr)
                 continue

@@ -43,7 +43,7 @@ def resume_from(run: Run, loaded: Loaded) -> None:
     run.last_ckpt = loaded.path
     if run.rank == 0:
         ckpt.set_aside(loaded.unreadable)
-    if run.step >= run.total and (rundir.summary(run.run_dir)).is_file():
+    if run.step >= run.total and rundir.is_finished(run.run_dir):
         raise RunFinished(run.run_dir, run.step, run.total)
 
 
