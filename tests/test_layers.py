@@ -1,12 +1,12 @@
 """fastot's layers import only downwards.
 
-Bottom to top: errors and the name registry; the ops with their compiled kernels; networks,
-data, algorithms, metrics (the toy metrics and fastot.eval's FID, precision/recall and Inception
-Score, which training and evaluation both compute) and exact solutions; sampling (a trained map
-rebuilt from its run directory, seeded draws); the trainer; the reproductions and the
-``python -m`` entry points (``python -m fastot.eval`` among them). Every ``import`` statement
-counts, also the ones inside functions: a lazy import still ties the lower layer to the upper one.
-There are no exceptions.
+Bottom to top: errors, the number rule and the name registry; the ops with their compiled
+kernels; networks, data, algorithms, metrics (the toy metrics and fastot.eval's FID,
+precision/recall and Inception Score, which training and evaluation both compute) and exact
+solutions; sampling (a trained map rebuilt from its run directory, seeded draws); the trainer; the
+reproductions and the ``python -m`` entry points (``python -m fastot.eval`` among them). Every
+``import`` statement counts, also the ones inside functions: a lazy import still ties the lower
+layer to the upper one. There are no exceptions.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # matching prefix (``fastot.eval.__main__`` tops ``fastot.eval``); ``fastot`` itself (the public
 # op API) matches only exactly.
 LAYERS: list[tuple[str, ...]] = [
-    ("fastot.errors", "fastot.registry", "fastot.rundir"),
+    ("fastot.errors", "fastot.checks", "fastot.registry", "fastot.rundir"),
     ("fastot", "fastot._extension", "fastot._build_info", "fastot.ops", "fastot.kernels"),
     (
         "fastot.nn",

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor
 
+from fastot.checks import number_fault
+
 
 def tensor(op: str, name: str, t: object, *, batched: bool = True) -> Tensor:
     if not isinstance(t, Tensor):
@@ -39,16 +41,12 @@ def same_device_dtype(op: str, **tensors: Tensor) -> None:
 
 
 def number(op: str, name: str, value: object, *, positive: bool = False, nonneg: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    fault = number_fault(value, positive=positive, nonneg=nonneg)
+    if fault == "a number":
         raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{op}: {name} must be finite, got {value}")
-    if positive and value <= 0:
-        raise ValueError(f"{op}: {name} must be > 0, got {value}")
-    if nonneg and value < 0:
-        raise ValueError(f"{op}: {name} must be >= 0, got {value}")
-    return value
+    if fault is not None:
+        raise ValueError(f"{op}: {name} must be {fault}, got {float(value)}")  # type: ignore[arg-type]
+    return float(value)  # type: ignore[arg-type]
 
 
 def nonempty(op: str, name: str, t: Tensor) -> None:
