@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from fastot.checks import number_fault
 from fastot.errors import ConfigError
 from fastot.ops import psi_star, quadratic_cost, r1_penalty, semi_dual_loss
 from fastot.ops.psi_star import PSI_KINDS
@@ -110,8 +111,8 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _check_nonneg(key: str, value: float, positive: bool = False) -> None:
-    bad_type = not isinstance(value, (int, float)) or isinstance(value, bool)
-    if bad_type or value < 0 or (positive and value == 0):
+    # NaN and inf pass, as they always have here: a fused op or the NaN guard stops them later.
+    if number_fault(value, positive=positive, nonneg=True, finite=False):
         want = "positive" if positive else "non-negative"
         raise ConfigError(f"algorithm.{key}", f"must be a {want} number, got {value!r}")
 
