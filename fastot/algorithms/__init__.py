@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fastot.algorithms.base import PSI_KINDS, StepContext, UnifiedOT
+from fastot.algorithms.base import StepContext, UnifiedOT
 from fastot.algorithms.sjko import SJKO
 from fastot.algorithms.weak import WeakNOT
 from fastot.errors import ConfigError
+from fastot.ops.psi_star import PSI_KINDS
 
 _SP = "softplus"
 ALGORITHMS: dict[str, tuple[type[UnifiedOT], dict[str, Any]]] = {

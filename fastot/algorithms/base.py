@@ -29,10 +29,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from fastot.checks import number_fault
+from fastot.algorithms import _checks
 from fastot.errors import ConfigError
 from fastot.ops import psi_star, quadratic_cost, r1_penalty, semi_dual_loss
-from fastot.ops.psi_star import PSI_KINDS
 
 REGULARIZERS = ("none", "r1", "gp", "clip")
 ALPHA_SCHEDULES = ("constant", "linear", "cosine")
@@ -100,23 +99,6 @@ def per_sample(net: nn.Module) -> bool:
     )
 
 
-def _check_kind(key: str, kind: str) -> None:
-    if kind not in PSI_KINDS:
-        raise ConfigError(f"algorithm.{key}", f"unknown Psi* kind {kind!r}; choose from {list(PSI_KINDS)}")
-
-
-def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"algorithm.{key}", f"{value!r} is not one of {list(choices)}")
-
-
-def _check_nonneg(key: str, value: float, positive: bool = False) -> None:
-    # NaN and inf pass, as they always have here: a fused op or the NaN guard stops them later.
-    if number_fault(value, positive=positive, nonneg=True, finite=False):
-        want = "positive" if positive else "non-negative"
-        raise ConfigError(f"algorithm.{key}", f"must be a {want} number, got {value!r}")
-
-
 @dataclass
 class UnifiedOT:
     """The semi-dual family: WGAN, WGAN-GP, OTM, UOTM and its variants, UOTM-SD.
@@ -158,15 +140,15 @@ class UnifiedOT:
     batched_calls: bool = True
 
     def __post_init__(self) -> None:
-        _check_nonneg("tau", self.tau)
+        _checks.number("tau", self.tau)
         for key in ("psi_source", "psi_target", "psi_map"):
-            _check_kind(key, getattr(self, key))
-        _check_choice("regularizer", self.regularizer, REGULARIZERS)
-        _check_choice("alpha_schedule", self.alpha_schedule, ALPHA_SCHEDULES)
-        _check_nonneg("reg_weight", self.reg_weight)
-        _check_nonneg("clip", self.clip, positive=True)
+            _checks.kind(key, getattr(self, key))
+        _checks.choice("regularizer", self.regularizer, REGULARIZERS)
+        _checks.choice("alpha_schedule", self.alpha_schedule, ALPHA_SCHEDULES)
+        _checks.number("reg_weight", self.reg_weight)
+        _checks.number("clip", self.clip, positive=True)
         for key in ("alpha", "alpha_min", "alpha_max"):
-            _check_nonneg(key, getattr(self, key), positive=True)
+            _checks.number(key, getattr(self, key), positive=True)
         for key in ("reuse_potential_batch", "batched_calls", "cost_in_potential"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"algorithm.{key}", f"must be true or false, got {getattr(self, key)!r}")

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from fastot.algorithms.base import StepContext, UnifiedOT, _check_choice, _check_nonneg
+from fastot.algorithms import _checks
+from fastot.algorithms.base import StepContext, UnifiedOT
 from fastot.errors import ConfigError
 from fastot.ops import psi_star, quadratic_cost
 
@@ -49,13 +50,13 @@ class SJKO(UnifiedOT):
     real_noise: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_choice("functional", self.functional, ("kl", "jsd"))
+        _checks.choice("functional", self.functional, ("kl", "jsd"))
         if self.tau != 0:
             raise ConfigError("algorithm.tau", "S-JKO sets its cost weight from h; use algorithm.h")
-        _check_nonneg("h", self.h, positive=True)
+        _checks.number("h", self.h, positive=True)
         if self.init_h is not None:
-            _check_nonneg("init_h", self.init_h, positive=True)
-        _check_nonneg("real_noise", self.real_noise)
+            _checks.number("init_h", self.init_h, positive=True)
+        _checks.number("real_noise", self.real_noise)
         for key in ("num_phases", "init_iterations", "phase_iterations"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"algorithm.{key}", f"must be an integer >= 1, got {getattr(self, key)!r}")

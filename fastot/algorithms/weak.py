@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from fastot.algorithms.base import MapTerms, StepContext, UnifiedOT, _check_choice, _check_nonneg
+from fastot.algorithms import _checks
+from fastot.algorithms.base import MapTerms, StepContext, UnifiedOT
 from fastot.errors import ConfigError
 from fastot.ops import energy_kernel_cost, weak_quadratic_cost
 
@@ -30,9 +31,9 @@ class WeakNOT(UnifiedOT):
     cost_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_choice("weak_cost", self.weak_cost, ("weak_quadratic", "energy"))
-        _check_nonneg("gamma", self.gamma)
-        _check_nonneg("cost_scale", self.cost_scale, positive=True)
+        _checks.choice("weak_cost", self.weak_cost, ("weak_quadratic", "energy"))
+        _checks.number("gamma", self.gamma)
+        _checks.number("cost_scale", self.cost_scale, positive=True)
         if not isinstance(self.n_z, int) or self.n_z < 2:
             raise ConfigError("algorithm.n_z", f"needs at least 2 latents per x, got {self.n_z!r}")
         self.cost_in_potential = False
