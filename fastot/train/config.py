@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fastot import rundir
+from fastot.checks import is_real, number_fault
 from fastot.train.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -273,12 +273,12 @@ def _set_strict(cfg: DictConfig) -> None:
             OmegaConf.set_struct(node, False)
 
 
-def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False, allow_zero: bool = False) -> None:
+def _integer(cfg: DictConfig, key: str, allow_none: bool = False, allow_zero: bool = False) -> None:
+    """A positive integer (with ``allow_zero``, a non-negative one), or null with ``allow_none``."""
     value = _select(cfg, key)
     if value is None and allow_none:
         return
-    ok = isinstance(value, int) and not isinstance(value, bool) and (value > 0 or (allow_zero and value == 0))
-    if not ok:
+    if number_fault(value, integer=True, positive=not allow_zero, nonneg=allow_zero):
         want = "non-negative" if allow_zero else "positive"
         raise ConfigError(key, f"must be a {want} integer, got {value!r}")
 
@@ -287,8 +287,8 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing and not allow_missing:
         raise ConfigError(missing[0], f"required; set it on the command line as {missing[0]}=VALUE")
-    _positive_int(cfg, "train.batch_size")
-    _positive_int(cfg, "train.iterations", allow_none=True)
+    _integer(cfg, "train.batch_size")
+    _integer(cfg, "train.iterations", allow_none=True)
     for key in (
         "train.log_every",
         "train.ckpt_every",
@@ -296,28 +296,29 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
         "eval.n_samples",
         "eval.eval_n",
     ):
-        _positive_int(cfg, key)
-    _positive_int(cfg, "eval.every", allow_zero=True)
-    _positive_int(cfg, "train.sample_every", allow_zero=True)
-    _positive_int(cfg, "eval.fid_every", allow_zero=True)
-    _positive_int(cfg, "eval.fid_n")
+        _integer(cfg, key)
+    _integer(cfg, "eval.every", allow_zero=True)
+    _integer(cfg, "train.sample_every", allow_zero=True)
+    _integer(cfg, "eval.fid_every", allow_zero=True)
+    _integer(cfg, "eval.fid_n")
     if cfg.eval.fid_every and not cfg.eval.fid_ref:
         raise ConfigError("eval.fid_ref", "required when eval.fid_every > 0 (a stats .npz or a dataset path)")
-    _positive_int(cfg, "train.sample_grid")
+    _integer(cfg, "train.sample_grid")
     if cfg.train.amp not in ("none", "bf16", "fp16"):
         raise ConfigError("train.amp", f"must be 'none', 'bf16' or 'fp16', got {cfg.train.amp!r}")
     clip = cfg.train.grad_clip
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
+    # inf passes, as it always has: clipping at an infinite norm leaves the gradients alone.
+    if clip is not None and number_fault(clip, positive=True, finite=False):
         raise ConfigError("train.grad_clip", f"must be a positive number or null, got {clip!r}")
     if cfg.optim.schedule not in ("constant", "cosine"):
         raise ConfigError("optim.schedule", f"must be 'constant' or 'cosine', got {cfg.optim.schedule!r}")
-    _number(cfg, "train.ema.decay", low=0.0, high=1.0, high_open=True)
+    _number(cfg, "train.ema.decay", below=1.0)
     for key in ("seed", "eval.seed"):
-        _non_negative_int(cfg, key)
-    _positive_int(cfg, "train.threads", allow_none=True)
-    _number(cfg, "optim.eta_min", low=0.0)
+        _integer(cfg, key, allow_zero=True)
+    _integer(cfg, "train.threads", allow_none=True)
+    _number(cfg, "optim.eta_min")
     for key in ("eval.mode_radius", "eval.ou_time"):
-        _number(cfg, key, low=0.0, low_open=True, allow_none=True)
+        _number(cfg, key, positive=True, allow_none=True)
     for key in (
         "train.ema.enabled",
         "train.progress",
@@ -340,39 +341,18 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
         _check_argument_types(cfg, section)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _non_negative_int(cfg: DictConfig, key: str) -> None:
-    value = _select(cfg, key)
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        raise ConfigError(key, f"must be a non-negative integer, got {value!r}")
-
-
 def _number(
-    cfg: DictConfig,
-    key: str,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-    allow_none: bool = False,
+    cfg: DictConfig, key: str, positive: bool = False, below: float | None = None, allow_none: bool = False
 ) -> None:
-    """A finite number in [low, high] (ends excluded when ``*_open``), or null with ``allow_none``."""
+    """A finite number >= 0 (> 0 with ``positive``) and under ``below``, or null with ``allow_none``."""
     value = _select(cfg, key)
     if value is None and allow_none:
         return
-    ok = _is_number(value) and math.isfinite(value)
-    ok = ok and (low is None or (value > low if low_open else value >= low))
-    ok = ok and (high is None or (value < high if high_open else value <= high))
-    if not ok:
-        if low is not None and high is not None:
-            where = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        elif low is not None:
-            where = f" {'>' if low_open else '>='} {low:g}"
+    if number_fault(value, positive=positive, nonneg=True) or (below is not None and value >= below):
+        if below is None:
+            where = " > 0" if positive else " >= 0"
         else:
-            where = ""
+            where = f" in {'(' if positive else '['}0, {below:g})"
         null = " or null" if allow_none else ""
         raise ConfigError(key, f"must be a number{where}{null}, got {value!r}")
 
@@ -381,19 +361,19 @@ def _check_optimizer(cfg: DictConfig, key: str) -> None:
     """Learning rate, betas and the other numeric settings torch.optim would reject (or crash on)."""
     node = _select(cfg, key)
     if "lr" in node:
-        _number(cfg, f"{key}.lr", low=0.0, low_open=True)
+        _number(cfg, f"{key}.lr", positive=True)
     if "betas" in node:
         betas = node.betas
         ok = isinstance(betas, (list, ListConfig)) and len(betas) == 2
-        if not (ok and all(_is_number(b) and 0 <= b < 1 for b in betas)):
+        if not (ok and all(is_real(b) and 0 <= b < 1 for b in betas)):
             want = "must be two numbers in [0, 1) such as [0.5, 0.9]"
             raise ConfigError(f"{key}.betas", f"{want}, got {betas}")
     for name in ("eps",):
         if name in node:
-            _number(cfg, f"{key}.{name}", low=0.0, low_open=True)
+            _number(cfg, f"{key}.{name}", positive=True)
     for name in ("weight_decay", "momentum", "alpha"):
         if name in node:
-            _number(cfg, f"{key}.{name}", low=0.0)
+            _number(cfg, f"{key}.{name}")
 
 
 # Annotation names _check_argument_types understands; anything else (strings, lists, tensors) is
@@ -405,8 +385,8 @@ def _accepts(kinds: set[str], value: Any) -> bool:
     return (
         ("None" in kinds and value is None)
         or ("bool" in kinds and isinstance(value, bool))
-        or ("int" in kinds and isinstance(value, int) and not isinstance(value, bool))
-        or ("float" in kinds and _is_number(value))
+        or ("int" in kinds and number_fault(value, integer=True) is None)
+        or ("float" in kinds and is_real(value))
     )
 
 
@@ -417,7 +397,7 @@ def _kinds(annotation: Any, default: Any) -> set[str] | None:
         return kinds if kinds <= set(_SCALARS) and kinds - {"None"} else None
     if isinstance(default, bool):
         return {"bool"}
-    if _is_number(default):  # unannotated: an int default (weight_decay=0) takes any number
+    if is_real(default):  # unannotated: an int default (weight_decay=0) takes any number
         return {"float"}
     return None
 
