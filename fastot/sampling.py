@@ -2,10 +2,8 @@
 
 The layer above networks and data and below the trainer, so that evaluation, ``fastot.sample`` and
 the trainer itself draw samples the same way, and sampling a finished run builds no optimisers,
-potential or training state. A run directory, written by :mod:`fastot.train.checkpoint`, holds
-``config.yaml`` (the resolved config the run trained with) and ``checkpoints/ckpt_<step>.pt``, each a
-``torch.load(weights_only=True)``-able dict of tensors and primitive containers; reading the newest
-one falls back past unreadable ones, each named in a :class:`CheckpointWarning`.
+potential or training state. The run's files are read through :mod:`fastot.rundir`; loading the
+newest checkpoint falls back past unreadable ones, each named in a :class:`CheckpointWarning`.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
@@ -28,8 +25,6 @@ from fastot.data import build_sampler
 from fastot.data.registry import image_shape
 from fastot.errors import ConfigError
 from fastot.nn import build_map
-
-CONFIG_NAME = rundir.CONFIG
 
 
 # ---------------------------------------------------------------------------- drawing samples
@@ -90,21 +85,6 @@ def report_warnings(prog: str) -> Iterator[None]:
         yield
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(step, path) of the run's checkpoint files, oldest first, readable or not."""
-    found = []
-    for p in rundir.checkpoints(run_dir).glob(rundir.CHECKPOINT_GLOB):
-        m = rundir.CHECKPOINT_NAME.search(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """One checkpoint, on the CPU; tensors and primitive containers only, so no pickled code runs."""
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 @dataclass
 class Loaded:
     """The checkpoint :func:`load_latest` read."""
@@ -119,11 +99,11 @@ def load_latest(run_dir: Path, key: str) -> Loaded:
 
     Raises a ConfigError under ``key`` when the run has no readable checkpoint at all.
     """
-    found = list_checkpoints(run_dir)
+    found = rundir.list_checkpoints(run_dir)
     bad: list[Path] = []
     for _, path in reversed(found):
         try:
-            state = load_checkpoint(path)
+            state = rundir.load_checkpoint(path)
             if not isinstance(state, dict) or "step" not in state:
                 raise ValueError("not a fastot checkpoint")
         except Exception as e:  # truncated zip, bad pickle, unreadable file: all mean "skip it"
@@ -137,23 +117,6 @@ def load_latest(run_dir: Path, key: str) -> Loaded:
     if bad:
         raise ConfigError(key, f"no readable checkpoint in {where} ({len(bad)} unreadable)")
     raise ConfigError(key, f"no checkpoint in {where}")
-
-
-def read_run_config(run_dir: Path, key: str = "run") -> DictConfig:
-    """The run's ``config.yaml`` as written by the trainer (resolved and complete); a missing
-    directory or file and bad YAML are ConfigErrors under ``key``."""
-    if not run_dir.is_dir():
-        raise ConfigError(key, f"{run_dir} is not a run directory (it does not exist)")
-    path = run_dir / CONFIG_NAME
-    if not path.is_file():
-        raise ConfigError(key, f"{run_dir} is not a run directory ({CONFIG_NAME} not found)")
-    try:
-        cfg = OmegaConf.load(path)
-    except (yaml.YAMLError, OSError) as e:
-        raise ConfigError(key, f"{path} cannot be read ({str(e).strip().splitlines()[0]})") from None
-    if not isinstance(cfg, DictConfig):
-        raise ConfigError(key, f"{path} must hold a mapping of config keys")
-    return cfg
 
 
 # ---------------------------------------------------------------------------- the trained map
@@ -191,7 +154,7 @@ def parse_device(name: str) -> torch.device:
 def _section(cfg: DictConfig, key: str) -> dict[str, Any]:
     node = OmegaConf.select(cfg, key)
     if not isinstance(node, DictConfig):
-        raise ConfigError(key, f"missing from the run's {CONFIG_NAME}")
+        raise ConfigError(key, f"missing from the run's {rundir.CONFIG}")
     return OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
 
 
@@ -219,11 +182,11 @@ def load_map(run_dir: str | Path, device: str | None = None, checkpoint: Path | 
     own samples do.
     """
     run_dir = Path(run_dir)
-    cfg = read_run_config(run_dir)
+    cfg = rundir.read_config(run_dir)
     if checkpoint is None:
         loaded = load_latest(run_dir, "run")
     else:
-        loaded = Loaded(Path(checkpoint), load_checkpoint(Path(checkpoint)), [])
+        loaded = Loaded(Path(checkpoint), rundir.load_checkpoint(Path(checkpoint)), [])
     state = loaded.state
     seed = OmegaConf.select(cfg, "seed", default=0)
     # The trainer builds everything right after seeding torch with the run's seed; an image source's

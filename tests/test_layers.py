@@ -38,9 +38,6 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "fastot.eval.__main__",
         "fastot.reproduce",
-        "fastot.repro_spec",
-        "fastot.repro_images",
-        "fastot.repro_metrics",
         "fastot.train.__main__",
         "fastot.sample",
         "fastot.info",

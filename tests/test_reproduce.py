@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 
 from fastot import reproduce
+from fastot.reproduce import cli, optimum, runner, toys
 from fastot.train.config import load_config
 from fastot.train.loop import train
 
@@ -53,8 +55,8 @@ def test_rows_that_share_runs_share_their_configuration():
         mine = load_config(row.preset, reproduce.run_overrides(row, 0, "cpu"))
         theirs = load_config(owner.preset, reproduce.run_overrides(owner, 0, "cpu"))
         assert OmegaConf.to_container(mine) == OmegaConf.to_container(theirs)
-        assert reproduce.run_dir_of(reproduce.Path("o"), "cpu", row, 0) == reproduce.run_dir_of(
-            reproduce.Path("o"), "cpu", owner, 0
+        assert reproduce.run_dir_of(Path("o"), "cpu", row, 0) == reproduce.run_dir_of(
+            Path("o"), "cpu", owner, 0
         )
 
 
@@ -88,7 +90,7 @@ def test_first_steps_of_every_experiment_give_its_metrics(name, tmp_path):
 
 
 def test_outlier_table_sets_ours_beside_the_paper_and_the_exact_optimum(tmp_path, monkeypatch):
-    monkeypatch.setitem(reproduce.EXACT_POINTS, 1, 200)
+    monkeypatch.setitem(optimum.EXACT_POINTS, 1, 200)
     label = "UOTM, std 0.5 (paper text)"
     exp = reproduce.EXPERIMENTS["outlier"]
     row = next(r for r in exp.rows if r.label == label)
@@ -119,7 +121,7 @@ def test_ou_noise_floor_is_what_exact_samples_score(tmp_path):
     (tmp_path / "snapshots").mkdir()
     OmegaConf.save(OmegaConf.create({"data": {"target": {"dim": d, "seed": 0}}}), tmp_path / "config.yaml")
     np.savez(tmp_path / "snapshots" / "phase_000.npz", y=np.zeros((n, d)))
-    floor = reproduce._ou_floor(tmp_path, reps=50)
+    floor = toys.ou_floor(tmp_path, reps=50)
     expected = math.log10((d + d * (d + 1) / 2) / n)
     for v in floor.values():
         assert abs(v - expected) < 0.1, (v, expected)
@@ -141,7 +143,7 @@ def test_an_interrupted_run_resumes_and_a_changed_one_starts_again(tmp_path, mon
         calls.append(cmd)
         return SimpleNamespace(returncode=0, stderr="")
 
-    monkeypatch.setattr(reproduce.subprocess, "run", fake_run)
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
     reproduce.run_one(row, 0, tmp_path, "cpu")
     assert calls[-1][3:] == ["--resume", str(run_dir)]
     assert latest_checkpoint(run_dir) is not None  # nothing was deleted
@@ -165,8 +167,8 @@ def test_runs_of_several_experiments_share_one_pool(tmp_path, monkeypatch):
         barrier.wait()
         return tmp_path / row.label
 
-    monkeypatch.setattr(reproduce, "run_one", fake_run)
-    monkeypatch.setattr(reproduce, "report", lambda name, results, *a: reports.append((name, list(results))))
+    monkeypatch.setattr(cli, "run_one", fake_run)
+    monkeypatch.setattr(cli, "report", lambda name, results, *a: reports.append((name, list(results))))
     argv = ["outlier", "weak", "--seeds", "0", "--jobs", "2", "--out", str(tmp_path)]
     argv += ["--only", "UOTM, std 0.5 (paper text)", "NOT γ=0.5"]
     assert reproduce.main(argv) == 0
@@ -174,7 +176,7 @@ def test_runs_of_several_experiments_share_one_pool(tmp_path, monkeypatch):
 
 
 def test_the_fifth_of_a_run_is_a_kept_checkpoint_near_it_or_none():
-    from fastot.repro_metrics import fifth_of_run
+    from fastot.reproduce.image_metrics import fifth_of_run
 
     assert fifth_of_run([300, 600, 900, 1200, 1500]) == 300
     assert fifth_of_run([3600, 3900, 4200, 4500, 4800, 5000]) is None  # only the last ones kept

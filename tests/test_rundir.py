@@ -1,11 +1,18 @@
-"""The run directory has one owner: no module but fastot.rundir spells a run file's name."""
+"""The run directory has one owner: no module but fastot.rundir spells a run file's name or reads
+and writes the run's data files, and its writes are atomic."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+import numpy as np
+import pytest
+import torch
+
 from fastot import rundir
+from fastot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 # Names that are also ordinary words of the code (config keys, tensorboard tags) are checked as
@@ -50,3 +57,76 @@ def test_paths_compose_under_the_run_directory(tmp_path: Path) -> None:
     assert not rundir.is_finished(tmp_path)
     rundir.summary(tmp_path).write_text("{}")
     assert rundir.is_finished(tmp_path)
+
+
+# The files rundir reads and writes itself: no other module may even ask for their paths. config.yaml's
+# path is handed to the config loader, which validates what it reads; the directories hold images.
+DATA_FILES = ("metrics", "summary", "samples", "snapshots", "diverged")
+_FUNCTIONS, _NAMES = "|".join(DATA_FILES), "|".join(n.upper() for n in DATA_FILES)
+_DATA_FILE_USE = re.compile(rf"rundir\.(?:(?:{_FUNCTIONS})\(|(?:{_NAMES})\b)")
+
+
+def test_no_module_but_rundir_reads_or_writes_the_data_files() -> None:
+    offences = {}
+    for path in sorted((ROOT / "fastot").rglob("*.py")):
+        if path.name != "rundir.py" and (found := _DATA_FILE_USE.findall(path.read_text())):
+            offences[str(path.relative_to(ROOT))] = found
+    assert offences == {}
+    assert _DATA_FILE_USE.findall("x = rundir.summary(d).read_text(); y = d / rundir.METRICS") == [
+        "rundir.summary(",
+        "rundir.METRICS",
+    ]
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    rundir.write_summary(tmp_path, {"steps": 1})
+
+    def full_disk(f):
+        f.write(b"{")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        rundir.write_atomic(rundir.summary(tmp_path), full_disk)
+    assert rundir.read_summary(tmp_path) == {"steps": 1}
+    assert [p.name for p in tmp_path.iterdir()] == [rundir.SUMMARY]
+
+
+def test_the_log_drops_a_line_cut_short_and_resumes_at_a_step(tmp_path: Path) -> None:
+    log = rundir.open_metrics(tmp_path, keep_through=None)
+    for step in (1, 2, 3):
+        log.write(json.dumps({"step": step, "loss": 0.5}) + "\n")
+    log.write('{"step": 4, "lo')  # the process was killed mid-write
+    log.close()
+    assert [r["step"] for r in rundir.read_metrics(tmp_path)] == [1, 2, 3]
+    rundir.open_metrics(tmp_path, keep_through=2).close()
+    assert [r["step"] for r in rundir.read_metrics(tmp_path)] == [1, 2]
+    rundir.open_metrics(tmp_path, keep_through=None).close()
+    assert rundir.read_metrics(tmp_path) == []
+    rundir.metrics(tmp_path).write_text('{"step": 1}\nnot json\n{"step": 3}\n')
+    with pytest.raises(ValueError, match="line 2"):
+        rundir.read_metrics(tmp_path)
+
+
+def test_files_read_back_as_written(tmp_path: Path) -> None:
+    x, y = np.arange(6.0).reshape(3, 2), np.ones((3, 2))
+    rundir.write_samples(tmp_path, x, y)
+    assert rundir.has_samples(tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(rundir.read_samples(tmp_path), (x, y), strict=True))
+    rundir.write_snapshot(tmp_path, 20, x, y, "phase 2")
+    rundir.write_snapshot(tmp_path, 10, x, y, "phase 1")
+    snaps = rundir.snapshot_files(tmp_path)
+    assert [str(rundir.read_snapshot(p)["label"]) for p in snaps] == ["phase 1", "phase 2"]
+    rundir.save_checkpoint(rundir.checkpoint(tmp_path, 5), {"step": 5, "w": torch.ones(2)})
+    [(step, path)] = rundir.list_checkpoints(tmp_path)
+    assert step == 5 and torch.equal(rundir.load_checkpoint(path)["w"], torch.ones(2))
+    assert not rundir.is_diverged(tmp_path)
+    rundir.mark_diverged(tmp_path, "loss_v is nan")
+    assert rundir.is_diverged(tmp_path)
+
+
+def test_reading_a_missing_or_bad_config_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a run directory"):
+        rundir.read_config(tmp_path / "missing", key="run")
+    rundir.config(tmp_path).write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        rundir.read_config(tmp_path)

@@ -15,13 +15,12 @@ from torch import nn
 
 from fastot.errors import ConfigError
 from fastot.nn import POTENTIALS, register_potential
+from fastot.rundir import list_checkpoints, load_checkpoint
 from fastot.sample import main as sample_main
 from fastot.sampling import (
     CheckpointWarning,
     generate,
     generate_images,
-    list_checkpoints,
-    load_checkpoint,
     load_map,
 )
 from fastot.train.config import load_config

@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from fastot import rundir
 from fastot.sampling import generate
@@ -21,7 +20,6 @@ from fastot.train import runtime
 from fastot.train.errors import ConfigError
 from fastot.train.evaluate import PeriodicFID, compute_metrics
 from fastot.train.report import route_warnings, start_block
-from fastot.train.resume import drop_rows_after
 from fastot.train.run import Run, host_values
 
 
@@ -125,7 +123,7 @@ class Bookkeeper:
     def stop(self, signum: int | None) -> NoReturn:
         """Leave the loop on a signal, with a checkpoint of the step just done."""
         run = self.run
-        if run.last_ckpt != ckpt.checkpoint_path(run.run_dir, run.step):
+        if run.last_ckpt != rundir.checkpoint(run.run_dir, run.step):
             run.save_checkpoint()
         self.bar.close()
         raise runtime.Interrupted(signum or signal.SIGTERM)  # SIGTERM: another rank's
@@ -148,16 +146,11 @@ class Writer:
 
     def __init__(self, run: Run, resumed: bool) -> None:
         self.run = run
-        metrics_path = rundir.metrics(run.run_dir)
-        if resumed:
-            drop_rows_after(metrics_path, run.step)
-            # the summary describes where the run stopped before
-            (rundir.summary(run.run_dir)).unlink(missing_ok=True)
-        else:
-            metrics_path.write_text("")
+        if resumed:  # the summary describes where the run stopped before
+            rundir.remove_summary(run.run_dir)
         # on resume: with any new overrides
-        OmegaConf.save(run.cfg, rundir.config(run.run_dir), resolve=True)
-        self.log = metrics_path.open("a")
+        rundir.write_config(run.run_dir, run.cfg)
+        self.log = rundir.open_metrics(run.run_dir, keep_through=run.step if resumed else None)
         self.tb = None
         if run.cfg.train.tensorboard:
             try:
@@ -205,6 +198,4 @@ def evaluate(run: Run, n: int) -> dict[str, float]:
 def save_snapshot(run: Run, label: str) -> None:
     """Seeded samples of the current map in ``snapshots/<step>.npz``, with the algorithm's label."""
     x, y = generate(run.sampling_map, run.source, run.cfg.eval.snapshot_samples, run.cfg.eval.seed)
-    out = rundir.snapshots(run.run_dir)
-    out.mkdir(exist_ok=True)
-    np.savez(out / f"{run.step:08d}.npz", x=x.numpy(), y=y.numpy(), label=np.array(label))
+    rundir.write_snapshot(run.run_dir, run.step, x.numpy(), y.numpy(), label)

@@ -1,11 +1,11 @@
-"""Run directories: atomic checkpoints, their rotation, and the run lock (reading them back, with the
-fallback past unreadable ones, is :mod:`fastot.sampling`'s).
+"""Run directories: checkpoint rotation, a new run's claim on its directory, and the run lock.
 
 Only tensors and primitive containers are stored (RNG states are uint8 tensors), so a checkpoint
-loads with ``torch.load(weights_only=True)`` and never needs pickled classes. Files are written to a
-temporary name and moved into place with ``os.replace``, so a crash mid-write never leaves a
-truncated checkpoint behind; should one be damaged anyway (a full disk, a copy cut short), loading
-warns with its name and takes the previous one, which is why at least two are kept.
+loads with ``torch.load(weights_only=True)`` and never needs pickled classes. :mod:`fastot.rundir`
+writes each to a temporary name and moves it into place, so a crash mid-write never leaves a
+truncated checkpoint behind; should one be damaged anyway (a copy cut short), loading
+(:func:`fastot.sampling.load_latest`) warns with its name and takes the previous one, which is why
+at least two are kept.
 
 One process at a time writes a run directory: rank 0 holds an ``flock`` on ``DIR/.lock`` for the
 run's life (the kernel drops it when the process dies, so a crash leaves no stale lock).
@@ -14,17 +14,13 @@ run's life (the kernel drops it when the process dies, so a crash leaves no stal
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import torch
 
 from fastot import rundir
-from fastot.sampling import list_checkpoints
+from fastot.rundir import list_checkpoints
 from fastot.train.errors import ConfigError
 
 try:
@@ -39,45 +35,7 @@ LOCK_NAME = rundir.LOCK
 RUN_FILES = rundir.RUN_FILES
 
 
-# ---------------------------------------------------------------------------- writing
-def save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # Mode 0666 filtered by the umask, like every other file of the run (mkstemp would give 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    # Temporaries of a writer that was killed mid-save; the run lock means no other save is running.
-    for stale in path.parent.glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (a power cut could otherwise undo it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def checkpoint_path(run_dir: Path, step: int) -> Path:
-    return rundir.checkpoint(run_dir, step)
-
-
+# ---------------------------------------------------------------------------- checkpoints
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest checkpoint file, readable or not (see :func:`fastot.sampling.load_latest`)."""
     found = list_checkpoints(run_dir)

@@ -7,7 +7,6 @@ UOTM outlier toys) stays visible.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -135,19 +134,12 @@ def phases_figure(snaps: list[Path], ref: np.ndarray, title: str) -> Any:
     for ax in axes.ravel()[n:]:
         ax.axis("off")
     for ax, p in zip(axes.ravel(), snaps, strict=False):
-        with np.load(p) as d:
-            gen = d["y"].reshape(len(d["y"]), -1)
-            label = str(d["label"])
+        d = rundir.read_snapshot(p)
+        gen = d["y"].reshape(len(d["y"]), -1)
+        label = str(d["label"])
         _density_or_scatter(ax, gen, ref, label)
     fig.suptitle(title)
     return fig
-
-
-def read_rows(run_dir: Path) -> list[dict[str, Any]]:
-    path = rundir.metrics(run_dir)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _save(fig: Any, path: Path, dpi: int = 110) -> Path:
@@ -158,7 +150,7 @@ def _save(fig: Any, path: Path, dpi: int = 110) -> Path:
 
 def plot_losses(run_dir: Path, title: str = "") -> list[Path]:
     """``plots/losses.png`` from metrics.jsonl (image runs get only this one)."""
-    fig = loss_figure(read_rows(run_dir), title)
+    fig = loss_figure(rundir.read_metrics(run_dir), title)
     if fig is None:
         return []
     out = rundir.plots(run_dir)
@@ -184,7 +176,7 @@ def plot_run(
         _save(map_figure(x, y, title), out / "transport_map.png"),
     ]
     written += plot_losses(run_dir, title)
-    snaps = sorted((rundir.snapshots(run_dir)).glob("*.npz"))
+    snaps = rundir.snapshot_files(run_dir)
     if snaps:
         written.append(_save(phases_figure(snaps, ref, title), out / "phases.png", dpi=90))
     return written

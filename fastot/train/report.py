@@ -3,7 +3,6 @@ end its samples, metrics, plots and summary.json."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -13,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from fastot import rundir
@@ -106,7 +104,7 @@ def finish(run: Run, train_time: float, t0: float) -> dict[str, Any]:
     """Final samples, metrics, sample grid and plots, and summary.json; returns the summary."""
     cfg = run.cfg
     x, y = generate(run.sampling_map, run.source, cfg.eval.n_samples, cfg.eval.seed)
-    np.savez(rundir.samples(run.run_dir), x=x.numpy(), y=y.numpy())
+    rundir.write_samples(run.run_dir, x.numpy(), y.numpy())
     results = compute_metrics(
         list(cfg.eval.metrics), x, y, run.target, cfg.eval.seed, cfg.eval.ou_time, cfg.eval.mode_radius
     )
@@ -133,5 +131,5 @@ def finish(run: Run, train_time: float, t0: float) -> dict[str, Any]:
         "checkpoint": str(run.last_ckpt) if run.last_ckpt else None,
         "ema": run.ema is not None,
     }
-    (rundir.summary(run.run_dir)).write_text(json.dumps(summary, indent=2) + "\n")
+    rundir.write_summary(run.run_dir, summary)
     return summary

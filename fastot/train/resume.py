@@ -3,7 +3,6 @@ and the log rows written after it."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -112,11 +111,3 @@ def trained_config(state: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         trained = OmegaConf.to_container(load_config(None, [], path=rundir.config(run_dir)), resolve=True)
     assert isinstance(trained, dict)
     return trained
-
-
-def drop_rows_after(path: Path, step: int) -> None:
-    """Drop log rows written after the checkpoint we resume from (they are written again)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))

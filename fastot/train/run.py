@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from fastot import rundir
 from fastot.algorithms import StepContext, build_algorithm
 from fastot.data import build_sampler
 from fastot.errors import CheckpointWriteError
@@ -236,11 +237,11 @@ class Run:
 
     def save_checkpoint(self) -> None:
         self.check_finite()  # never a checkpoint of non-finite weights
-        path = ckpt.checkpoint_path(self.run_dir, self.step)
+        path = rundir.checkpoint(self.run_dir, self.step)
         state = self.state_dict()  # a collective call: every rank takes part
         if self.rank == 0:
             try:
-                ckpt.save_atomic(state, path)
+                rundir.save_checkpoint(path, state)
             except OSError as e:  # the temporary is gone and older checkpoints are untouched
                 last = str(self.last_ckpt) if self.last_ckpt else None
                 raise CheckpointWriteError(str(path), e.strerror or str(e), last, str(self.run_dir)) from None

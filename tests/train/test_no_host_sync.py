@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastot.algorithms import StepContext
 from fastot.data.toy import Gaussian
-from fastot.sampling import list_checkpoints
+from fastot.rundir import list_checkpoints
 from fastot.train import checkpoint as ckpt
 from fastot.train import loop
 from fastot.train.__main__ import main

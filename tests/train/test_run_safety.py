@@ -17,8 +17,10 @@ import pytest
 import torch
 
 import fastot
+from fastot import rundir
+from fastot.rundir import list_checkpoints, load_checkpoint
 from fastot.sample import main as sample_main
-from fastot.sampling import generate, list_checkpoints, load_checkpoint
+from fastot.sampling import generate
 from fastot.train import checkpoint as ckpt
 from fastot.train import config as config_module
 from fastot.train import loop
@@ -348,14 +350,14 @@ def test_checkpoints_get_the_mode_of_the_other_run_files(tmp_path):
 
 def test_failed_save_leaves_the_old_checkpoint_and_no_temporary(tmp_path, monkeypatch):
     path = tmp_path / "checkpoints" / "ckpt_00000001.pt"
-    ckpt.save_atomic({"step": 1, "a": torch.ones(3)}, path)
+    rundir.save_checkpoint(path, {"step": 1, "a": torch.ones(3)})
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # e.g. a second Ctrl-C in the middle of writing
 
     monkeypatch.setattr(torch, "save", killed)
     with pytest.raises(KeyboardInterrupt):
-        ckpt.save_atomic({"step": 1, "a": torch.zeros(3)}, path)
+        rundir.save_checkpoint(path, {"step": 1, "a": torch.zeros(3)})
     assert torch.equal(load_checkpoint(path)["a"], torch.ones(3))
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 from fastot.algorithms import StepContext, build_algorithm
 from fastot.data.toy import Gaussian
 from fastot.nn.toy import MLPPotential, UOTMToyMap
-from fastot.sampling import load_checkpoint
+from fastot.rundir import load_checkpoint
 from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
 from fastot.train.config import load_config, smoke

@@ -13,6 +13,7 @@ from fastot_testing import run_python
 from image_files import cifar_batches, image_folder, mnist_images, rgb, write_idx, write_lmdb
 from torch import nn
 
+from fastot import rundir
 from fastot.nn import POTENTIALS, register_potential
 from fastot.sample import main as sample_main
 from fastot.sampling import generate
@@ -271,14 +272,14 @@ def test_bad_config_from_the_shell_has_no_traceback(tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "checkpoints" / "ckpt_00000001.pt"
-    ckpt.save_atomic({"a": torch.ones(3)}, path)
+    rundir.save_checkpoint(path, {"a": torch.ones(3)})
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", boom)
     with pytest.raises(OSError):
-        ckpt.save_atomic({"a": torch.zeros(3)}, path)
+        rundir.save_checkpoint(path, {"a": torch.zeros(3)})
     assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(3))  # old file intact
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
 

@@ -32,10 +32,9 @@ def _samples(run_dir: Path, n: int, checkpoint: Path | None = None) -> tuple[Ten
 def fd_curve(run_dir: Path) -> dict[int, float]:
     """FD (one draw of the held-out size) at every checkpoint the run kept, by iteration."""
     from fastot.eval import digits
-    from fastot.sampling import list_checkpoints
 
     out = {}
-    for step, path in list_checkpoints(run_dir):
+    for step, path in rundir.list_checkpoints(run_dir):
         _, y = _samples(run_dir, digits.fd_sample_size(), path)
         out[step] = digits.digits_metrics(y)["fd"]
     return out
@@ -92,9 +91,7 @@ def digits_floor(run_dir: Path) -> dict[str, float]:
 # ---------------------------------------------------------------- gaussian-images
 def gaussian_extract(run_dir: Path) -> dict[str, float]:
     """Map error and Bures-Wasserstein distances of the run against its closed form."""
-    from fastot.sampling import read_run_config
-
-    cfg = read_run_config(run_dir)
+    cfg = rundir.read_config(run_dir)
     problem = gg.problem_of(cfg)
     x, y = _samples(run_dir, GAUSSIAN_N)
     _, y2 = _samples_other_latent(run_dir, x)
@@ -131,9 +128,7 @@ def _samples_other_latent(run_dir: Path, x: Tensor) -> tuple[Tensor, Tensor]:
 
 def gaussian_floor(run_dir: Path, reps: int = 5) -> dict[str, float]:
     """The BW² of GAUSSIAN_N exact samples' moments to the truth: what a perfect map scores."""
-    from fastot.sampling import read_run_config
-
-    problem = gg.problem_of(read_run_config(run_dir))
+    problem = gg.problem_of(rundir.read_config(run_dir))
     g = torch.Generator().manual_seed(0)
     vals = []
     for _ in range(reps):
@@ -194,9 +189,7 @@ def figure(results: dict[str, list[Path]], path: Path) -> None:
 
 def _reference_images(run_dir: Path, gaussian: bool) -> Tensor:
     if gaussian:
-        from fastot.sampling import read_run_config
-
-        problem = gg.problem_of(read_run_config(run_dir))
+        problem = gg.problem_of(rundir.read_config(run_dir))
         x = torch.randn(64, problem.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         return problem.exact_map(x).float().reshape(64, 1, *problem.image_shape)
     from fastot.data.digits import digit_images

@@ -1,6 +1,7 @@
 """What an experiment of ``python -m fastot.reproduce`` is: rows of presets plus overrides, per budget.
 
-Shared by the toy experiments (:mod:`fastot.reproduce`) and the image ones (:mod:`fastot.repro_images`).
+Shared by the toy experiments (:mod:`fastot.reproduce.toys`) and the image ones
+(:mod:`fastot.reproduce.images`).
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def run_name(row: Row) -> str:
     return "-".join("".join(c if c.isalnum() or c == "." else " " for c in label.lower()).split())
 
 
-def _iters(n: int) -> list[str]:
+def iters(n: int) -> list[str]:
     return [f"train.iterations={n}"]
 
 
-def _sjko(phases: int, init: int, per_phase: int) -> list[str]:
+def sjko_phases(phases: int, init: int, per_phase: int) -> list[str]:
     return [
         f"algorithm.num_phases={phases}",
         f"algorithm.init_iterations={init}",
