@@ -20,8 +20,8 @@ def choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def number(key: str, value: float, positive: bool = False) -> None:
-    """A non-negative (or, with ``positive``, a positive) number."""
-    # NaN and inf pass, as they always have here: a fused op or the NaN guard stops them later.
-    if number_fault(value, positive=positive, nonneg=True, finite=False):
+    """A finite non-negative (or, with ``positive``, positive) number: NaN or inf would reach the
+    step and poison the weights before the NaN guard could name the key."""
+    if number_fault(value, positive=positive, nonneg=True):
         want = "positive" if positive else "non-negative"
         raise ConfigError(f"algorithm.{key}", f"must be a {want} number, got {value!r}")

@@ -57,8 +57,8 @@ def validate(cfg: DictConfig, allow_missing: bool = False) -> None:
     if cfg.train.amp not in ("none", "bf16", "fp16"):
         raise ConfigError("train.amp", f"must be 'none', 'bf16' or 'fp16', got {cfg.train.amp!r}")
     clip = cfg.train.grad_clip
-    # inf passes, as it always has: clipping at an infinite norm leaves the gradients alone.
-    if clip is not None and number_fault(clip, positive=True, finite=False):
+    # inf passes: clipping at an infinite norm leaves the gradients alone. NaN would make them NaN.
+    if clip is not None and (number_fault(clip, positive=True, finite=False) or clip != clip):
         raise ConfigError("train.grad_clip", f"must be a positive number or null, got {clip!r}")
     if cfg.optim.schedule not in ("constant", "cosine"):
         raise ConfigError("optim.schedule", f"must be 'constant' or 'cosine', got {cfg.optim.schedule!r}")
