@@ -109,6 +109,8 @@ class UnifiedOT:
         regularizer: "none", "r1" (R1 on real data), "gp" (gradient penalty on interpolates) or
             "clip" (clip every potential weight to [-clip, clip] after each potential step).
         reg_weight: lambda of R1 (applied as lambda/2 * E||grad||^2) or of the gradient penalty.
+        r1_every: lazy R1: the penalty on every ``r1_every``-th potential step only, weighted by
+            ``r1_every`` so that its mean over steps is unchanged (opt-in; 1 is every step).
         reuse_potential_batch: draw one batch per iteration and reuse it for all ``k_v`` potential
             steps, as the UOTM toy script does (the paper's setting draws a fresh batch per step).
         batched_calls: call the networks once where several calls compute the same numbers: the
@@ -126,6 +128,7 @@ class UnifiedOT:
     psi_map: str = "identity"
     regularizer: str = "none"
     reg_weight: float = 0.0
+    r1_every: int = 1
     clip: float = 0.01
     k_v: int = 1
     k_t: int = 1
@@ -152,7 +155,7 @@ class UnifiedOT:
         for key in ("reuse_potential_batch", "batched_calls", "cost_in_potential"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"algorithm.{key}", f"must be true or false, got {getattr(self, key)!r}")
-        for key in ("k_v", "k_t"):
+        for key in ("k_v", "k_t", "r1_every"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 raise ConfigError(f"algorithm.{key}", f"must be an integer >= 1, got {getattr(self, key)!r}")
         if not 0 < self.schedule_fraction <= 1:
@@ -163,6 +166,7 @@ class UnifiedOT:
         self._potential_batch: tuple[Tensor, Tensor, Tensor] | None = None
         self._drawn_ahead: list[tuple[Tensor, Tensor, Tensor]] = []  # the iteration's stacked batches
         self._joint_potential = False  # potential_terms calls v once on fakes and data
+        self._potential_step, self._r1_now = 0, False  # lazy R1: this step's penalty is due
 
     # ----------------------------------------------------------------- what the algorithm knows
     implies_iterations: ClassVar[bool] = False  # its own schedule sets the run's length (S-JKO)
@@ -193,6 +197,7 @@ class UnifiedOT:
     def begin_iteration(self, iteration: int, total: int, ctx: StepContext) -> None:
         self.iteration, self.total_iterations = iteration, max(int(total), 1)
         self.current_alpha = self._alpha_at(iteration)
+        self._potential_step = iteration * self.k_v  # from the iteration, so a resumed run agrees
         self._potential_batch = None
         self._drawn_ahead = []
 
@@ -260,7 +265,7 @@ class UnifiedOT:
         self, ctx: StepContext, y: Tensor, v_real: Tensor | None, y_fake: Tensor
     ) -> Tensor | None:
         """The regulariser R; under R1 ``v_real`` are :meth:`real_scores` of ``y``."""
-        if self.regularizer == "r1" and self.reg_weight > 0:
+        if self._r1_now:
             assert v_real is not None
             # Under fp16 the half-precision backward of an unscaled sum underflows: scale it like
             # the loss, then divide back in float32 before squaring.
@@ -268,7 +273,7 @@ class UnifiedOT:
             (grad,) = torch.autograd.grad(v_real.sum() * s, y, create_graph=True)
             if isinstance(s, Tensor) or s != 1.0:
                 grad = grad.float() / s
-            return r1_penalty(grad, self.reg_weight)
+            return r1_penalty(grad, self.reg_weight * self.r1_every)
         if self.regularizer == "gp" and self.reg_weight > 0:
             # Gulrajani et al.: lambda * E(||grad v(x_hat)|| - 1)^2 on random interpolates.
             eps = ctx.rand(y.shape[0], *([1] * (y.dim() - 1)))
@@ -320,9 +325,12 @@ class UnifiedOT:
         """L_v and its logs; ``terms`` stands in for :meth:`potential_terms` (the trainer passes a
         compiled one)."""
         x, y_fake, y = self.potential_batch(ctx)
+        r1 = self.regularizer == "r1" and self.reg_weight > 0
+        self._r1_now = r1 and self._potential_step % self.r1_every == 0
+        self._potential_step += 1
         # R1 differentiates v(y) alone: a joint call would double its double backward.
-        self._joint_potential = self.batched_calls and self.regularizer != "r1" and per_sample(ctx.potential)
-        if self.regularizer == "r1":
+        self._joint_potential = self.batched_calls and not self._r1_now and per_sample(ctx.potential)
+        if self._r1_now:
             real, v_real = None, self.real_scores(ctx, y)
         else:
             real, v_real = self.perturb_real(y, ctx), None

@@ -151,6 +151,16 @@ TOYS: dict[str, Experiment] = {
                 ("OTM", "otm-outlier-1d", OTM_FIG2),
                 ("UOTM", "uotm-outlier-1d", UOTM_FIG2),
             )
+        ]
+        # Lazy R1 (opt-in) beside the eager penalty: OTM is the row that carries R1 here.
+        + [
+            Row(
+                f"OTM, {std}, lazy R1 every 4",
+                f"otm-outlier-1d{suffix}",
+                ["algorithm.r1_every=4"],
+                cpu=iters(1500),
+            )
+            for suffix, std in (("", "std 0.5"), ("-reference", "std 0.1"))
         ],
         _outlier,
         ms_per_iteration=100.0,

@@ -198,6 +198,8 @@ def estimate_cpu_seconds(cfg) -> float | None:
     algo = build_algorithm(to_container(cfg, "algorithm"))
     total = cfg.train.iterations if cfg.train.iterations is not None else algo.default_iterations()
     penalty = PENALTY_FACTOR if algo.regularizer in ("r1", "gp") and algo.reg_weight > 0 else 1.0
+    if algo.regularizer == "r1":  # lazy R1 pays the penalty's extra cost on one step in r1_every
+        penalty = 1 + (penalty - 1) / algo.r1_every
     updates = algo.k_v * penalty + algo.k_t * getattr(algo, "n_z", 1)
     shape = image_shape(to_container(cfg, "data.target"))
     if shape is None:
