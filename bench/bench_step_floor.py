@@ -138,8 +138,14 @@ def test_toy_iteration_batched_calls(benchmark: Any, tmp_path: Any) -> None:
 
 
 # (preset, batch, threads): digits-uotm as the digits experiments train it.
+LAZY_R1_EVERY = 4  # lazy R1 is timed over whole cycles of this many iterations
 IMAGE_CASES = [("digits-uotm", 64, 1), ("cifar10-uotm", 2, 2), ("celebahq256-uotm", 2, 2)]
-VARIANTS = {"default": [], "channels_last": ["train.channels_last=true"], "compile": ["train.compile=true"]}
+VARIANTS = {
+    "default": [],
+    "channels_last": ["train.channels_last=true"],
+    "compile": ["train.compile=true"],
+    "lazy_r1": [f"algorithm.r1_every={LAZY_R1_EVERY}"],
+}
 
 
 def _image_overrides(preset: str, batch: int) -> list[str]:
@@ -165,7 +171,8 @@ def test_image_iteration_floor(
         if benchmark.disabled:
             benchmark(step)
         else:
-            benchmark.pedantic(step, rounds=3 if preset.startswith("digits") else 1, iterations=1)
+            cycle = LAZY_R1_EVERY if variant == "lazy_r1" else 1
+            benchmark.pedantic(step, rounds=3 if preset.startswith("digits") else 1, iterations=cycle)
     meta = {
         "kind": "step_floor",
         "op": f"trainer_iteration {preset}",
