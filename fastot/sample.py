@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastot.config import check_run_config, intra_op_threads
 from fastot.errors import ConfigError
 from fastot.sampling import load_map, report_warnings
-from fastot.train.config import check_run_config, intra_op_threads
 
 
 def sample_run(run_dir: Path, n: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -3,10 +3,10 @@
 Bottom to top: errors, the number rule and the name registry; the ops with their compiled
 kernels; networks, data, algorithms, metrics (the toy metrics and fastot.eval's FID,
 precision/recall and Inception Score, which training and evaluation both compute) and exact
-solutions; sampling (a trained map rebuilt from its run directory, seeded draws); the trainer; the
-reproductions and the ``python -m`` entry points (``python -m fastot.eval`` among them). Every
-``import`` statement counts, also the ones inside functions: a lazy import still ties the lower
-layer to the upper one. There are no exceptions.
+solutions; a run's config and sampling (a trained map rebuilt from its run directory, seeded
+draws); the trainer; the reproductions and the ``python -m`` entry points (``python -m
+fastot.eval`` among them). Every ``import`` statement counts, also the ones inside functions: a
+lazy import still ties the lower layer to the upper one. There are no exceptions.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fastot.groundtruth",
         "fastot.groundtruth_gaussian",
     ),
-    ("fastot.sampling",),
+    ("fastot.config", "fastot.sampling"),  # a run's config (loading, checks) and its trained map
     ("fastot.train",),
     (
         "fastot.eval.__main__",
@@ -117,6 +117,12 @@ def test_imports_only_point_down(module):
 def test_metrics_sit_below_the_trainer_and_their_command_line_on_top():
     assert layer_of("fastot.eval.fid") == layer_of("fastot.metrics") < layer_of("fastot.sampling")
     assert layer_of("fastot.sampling") < layer_of("fastot.train.evaluate") < layer_of("fastot.eval.__main__")
+
+
+def test_reading_a_run_needs_no_trainer():
+    # python -m fastot.eval and fastot.sample check and load a run without importing fastot.train.
+    for module in ("fastot.eval.__main__", "fastot.sample", "fastot.sampling", "fastot.config"):
+        assert not [m for m in imported_modules(module) if m.startswith("fastot.train")], module
 
 
 def test_catches_a_lazy_upward_import(tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fastot import reproduce
+from fastot.config import load_config
 from fastot.reproduce import cli, optimum, runner, toys
-from fastot.train.config import load_config
 from fastot.train.loop import train
 
 FAST = [

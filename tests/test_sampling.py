@@ -13,6 +13,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
+from fastot.config import load_config
 from fastot.errors import ConfigError
 from fastot.nn import POTENTIALS, register_potential
 from fastot.rundir import list_checkpoints, load_checkpoint
@@ -23,7 +24,6 @@ from fastot.sampling import (
     generate_images,
     load_map,
 )
-from fastot.train.config import load_config
 from fastot.train.loop import train
 from fastot.train.run import Run
 

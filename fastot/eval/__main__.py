@@ -20,10 +20,10 @@ import json
 import sys
 from pathlib import Path
 
+from fastot.config import check_run_config
 from fastot.errors import ConfigError
 from fastot.eval.fid import FeatureExtractor
 from fastot.sampling import iter_generated, report_warnings
-from fastot.train.config import check_run_config
 
 PROG = "fastot.eval"
 METRICS = ("fid", "pr", "is")

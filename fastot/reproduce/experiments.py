@@ -12,7 +12,7 @@ __all__ = ["EXPERIMENTS", "GROUPS", "estimate_minutes"]
 
 def estimate_minutes(exp: Experiment, budget: str) -> float:
     from fastot.algorithms import build_algorithm
-    from fastot.train.config import load_config, to_container
+    from fastot.config import load_config, to_container
 
     total = 0.0
     for row in exp.rows:

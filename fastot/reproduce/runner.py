@@ -31,8 +31,8 @@ def resumable(run_dir: Path, row: Row, overrides: list[str]) -> bool:
     resumes bit for bit, so a paper-budget run may span several sittings)."""
     from omegaconf import OmegaConf
 
+    from fastot.config import load_config
     from fastot.train.checkpoint import latest_checkpoint
-    from fastot.train.config import load_config
 
     if not rundir.config(run_dir).is_file() or latest_checkpoint(run_dir) is None:
         return False

@@ -39,7 +39,7 @@ diverges prints the step and the last good checkpoint and exits with status 1.""
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fastot.train.config import DEFAULT_PRESET
+    from fastot.config import DEFAULT_PRESET
 
     p = argparse.ArgumentParser(
         prog=f"python -m {PROG}",
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)
-    from fastot.train.config import DEFAULT_PRESET, load_config
+    from fastot.config import DEFAULT_PRESET, load_config
 
     if args.list:
         try:
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(preset, args.overrides, allow_missing=args.dry_run)
             run_dir = args.out or Path("runs") / f"{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         if args.smoke:
-            from fastot.train.config import smoke
+            from fastot.config import smoke
 
             cfg = smoke(cfg)
         if args.dry_run:
@@ -153,11 +153,11 @@ def _interrupted(e, run_dir: Path) -> str:
 def _dry_run(cfg) -> None:
     from omegaconf import OmegaConf
 
+    from fastot.config import to_container
     from fastot.data import build_sampler
     from fastot.data.registry import image_shape
     from fastot.nn import build_map, build_potential
     from fastot.sampling import implied_network_args
-    from fastot.train.config import to_container
 
     print(OmegaConf.to_yaml(cfg, resolve=False))
     target = to_container(cfg, "data.target")
@@ -192,8 +192,8 @@ GPU_HOURS = 24.0  # a preset estimated to take longer than this on a CPU is mark
 def estimate_cpu_seconds(cfg) -> float | None:
     """Estimated training time of ``cfg`` on a CPU (one thread for toys), None when unknown."""
     from fastot.algorithms import build_algorithm
+    from fastot.config import to_container
     from fastot.data.registry import image_shape
-    from fastot.train.config import to_container
 
     algo = build_algorithm(to_container(cfg, "algorithm"))
     total = cfg.train.iterations if cfg.train.iterations is not None else algo.default_iterations()
@@ -244,7 +244,7 @@ def list_presets_table(width: int | None = None) -> str:
 
     from omegaconf import OmegaConf
 
-    from fastot.train.config import DEFAULT_PRESET, PRESET_DIR, list_presets, load_config
+    from fastot.config import DEFAULT_PRESET, PRESET_DIR, list_presets, load_config
 
     width = width or max(shutil.get_terminal_size((100, 20)).columns, 60)
     rows = []

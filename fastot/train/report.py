@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from fastot import rundir
+from fastot.config import intra_op_threads
 from fastot.sampling import generate
-from fastot.train.config import intra_op_threads
 from fastot.train.evaluate import compute_metrics
 from fastot.train.run import Run
 

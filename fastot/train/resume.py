@@ -9,11 +9,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fastot import rundir
+from fastot.config import load_config
 from fastot.data import build_sampler
 from fastot.data.registry import image_shape
 from fastot.sampling import Loaded, implied_network_args, load_latest
 from fastot.train import checkpoint as ckpt
-from fastot.train.config import load_config
 from fastot.train.errors import ConfigError
 from fastot.train.run import Run
 

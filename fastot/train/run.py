@@ -15,17 +15,17 @@ from torch import nn
 
 from fastot import rundir
 from fastot.algorithms import StepContext, build_algorithm
+from fastot.config import intra_op_threads, to_container
+from fastot.config.optimizers import build_optimizer
 from fastot.data import build_sampler
 from fastot.errors import CheckpointWriteError
 from fastot.nn import build_map, build_potential
 from fastot.sampling import implied_network_args
 from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
-from fastot.train.config import intra_op_threads, to_container
 from fastot.train.ema import EMA
 from fastot.train.errors import ConfigError, DivergenceError
 from fastot.train.evaluate import check_metrics
-from fastot.train.optimizers import build_optimizer
 
 # fp16 steps whose loss overflowed are skipped by the GradScaler (which lowers its scale); only more
 # than this many in a row (per loss) count as divergence.

@@ -16,8 +16,8 @@ from torch import nn
 
 from fastot.algorithms import build_algorithm
 from fastot.algorithms.base import per_sample
+from fastot.config import load_config
 from fastot.errors import ConfigError
-from fastot.train.config import load_config
 from fastot.train.run import Run
 
 

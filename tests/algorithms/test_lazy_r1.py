@@ -50,7 +50,7 @@ def test_eager_r1_is_the_default() -> None:
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "4"])
 def test_r1_every_must_be_a_positive_integer(bad: object) -> None:
-    with pytest.raises(ConfigError, match="algorithm.r1_every"):
+    with pytest.raises(ConfigError, match=r"algorithm\.r1_every"):
         build_algorithm({**SPEC, "r1_every": bad})
 
 

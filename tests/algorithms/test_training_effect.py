@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from fastot import metrics as M
+from fastot.config import load_config
 from fastot.sampling import generate
-from fastot.train.config import load_config
 from fastot.train.loop import train
 from fastot.train.run import Run
 

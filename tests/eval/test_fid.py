@@ -175,7 +175,7 @@ class _TinyImagePotential(nn.Module):
 @pytest.fixture
 def image_run(tmp_path):
     pytest.importorskip("sklearn")
-    from fastot.train.config import load_config
+    from fastot.config import load_config
     from fastot.train.run import Run
 
     if "_fid_test_map" not in MAPS:

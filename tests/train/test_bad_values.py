@@ -10,9 +10,9 @@ import torch
 from fastot_testing import run_python
 
 import fastot
+from fastot.config import load_config
 from fastot.train import checkpoint as ckpt
 from fastot.train.__main__ import main
-from fastot.train.config import load_config
 from fastot.train.errors import ConfigError
 
 FAST = ["train.progress=false", "train.iterations=1", "eval.plots=false"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch._dynamo.testing
 
-from fastot.train.config import load_config
+from fastot.config import load_config
 from fastot.train.errors import ConfigError
 from fastot.train.run import Run
 

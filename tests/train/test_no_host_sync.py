@@ -19,12 +19,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastot.algorithms import StepContext
+from fastot.config import load_config
 from fastot.data.toy import Gaussian
 from fastot.rundir import list_checkpoints
 from fastot.train import checkpoint as ckpt
 from fastot.train import loop
 from fastot.train.__main__ import main
-from fastot.train.config import load_config
 from fastot.train.errors import DivergenceError
 from fastot.train.run import LossWatch, Run, host_values
 

@@ -17,12 +17,12 @@ import pytest
 import torch
 
 import fastot
+from fastot import config as config_module
 from fastot import rundir
 from fastot.rundir import list_checkpoints, load_checkpoint
 from fastot.sample import main as sample_main
 from fastot.sampling import generate
 from fastot.train import checkpoint as ckpt
-from fastot.train import config as config_module
 from fastot.train import loop
 from fastot.train.__main__ import main
 from fastot.train.errors import ConfigError

@@ -14,12 +14,12 @@ import torch
 import torch.multiprocessing as mp
 
 from fastot.algorithms import StepContext, build_algorithm
+from fastot.config import load_config, smoke
 from fastot.data.toy import Gaussian
 from fastot.nn.toy import MLPPotential, UOTMToyMap
 from fastot.rundir import load_checkpoint
 from fastot.train import checkpoint as ckpt
 from fastot.train import runtime
-from fastot.train.config import load_config, smoke
 from fastot.train.errors import ConfigError
 from fastot.train.images import grid_array
 from fastot.train.loop import train

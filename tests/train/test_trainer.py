@@ -14,16 +14,16 @@ from image_files import cifar_batches, image_folder, mnist_images, rgb, write_id
 from torch import nn
 
 from fastot import rundir
+from fastot.config import DEFAULT_PRESET, list_presets, load_config, smoke
+from fastot.config import PRESET_DIR as PRESETS_DIR
+from fastot.config.optimizers import build_optimizer
 from fastot.nn import POTENTIALS, register_potential
 from fastot.sample import main as sample_main
 from fastot.sampling import generate
 from fastot.train import checkpoint as ckpt
 from fastot.train.__main__ import main
-from fastot.train.config import DEFAULT_PRESET, list_presets, load_config, smoke
-from fastot.train.config import PRESET_DIR as PRESETS_DIR
 from fastot.train.errors import ConfigError
 from fastot.train.loop import train
-from fastot.train.optimizers import build_optimizer
 from fastot.train.run import Run
 
 FAST = ["train.progress=false", "train.threads=1", "eval.n_samples=300", "eval.plots=false"]

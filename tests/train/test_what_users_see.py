@@ -16,10 +16,7 @@ from PIL import Image
 
 import fastot
 from fastot.algorithms import build_algorithm
-from fastot.data.registry import image_shape
-from fastot.train import report
-from fastot.train.__main__ import _description, estimate_cpu_seconds, list_presets_table, main
-from fastot.train.config import (
+from fastot.config import (
     DEFAULT_PRESET,
     PRESET_DIR,
     SMOKE_IMAGE_SIZE,
@@ -30,6 +27,9 @@ from fastot.train.config import (
     smoke,
     to_container,
 )
+from fastot.data.registry import image_shape
+from fastot.train import report
+from fastot.train.__main__ import _description, estimate_cpu_seconds, list_presets_table, main
 from fastot.train.images import MIN_SAVED_SIDE, save_grid
 from fastot.train.run import Run
 from fastot.train.runtime import fused_backend

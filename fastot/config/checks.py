@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from fastot.checks import is_real, number_fault
-from fastot.train.errors import ConfigError
+from fastot.errors import ConfigError
 
 # Sections whose keys depend on the chosen name (data samplers, networks, algorithm, optimisers): a
 # preset replaces them whole. The other sections are strict (an unknown key is an error); these are
@@ -178,7 +178,7 @@ def parameters(section: str, name: str) -> dict[str, tuple[Any, Any]] | None:
         cls, defaults = ALGORITHMS[name]
         return {f.name: (f.type, defaults.get(f.name, f.default)) for f in dataclasses.fields(cls) if f.init}
     else:
-        from fastot.train.optimizers import OPTIMIZERS as registry
+        from fastot.config.optimizers import OPTIMIZERS as registry
     if name not in registry:
         return None
     params = inspect.signature(registry[name]).parameters.values()

@@ -10,8 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fastot import rundir
-from fastot.train.config_checks import OPEN_SECTIONS, check_open_keys, parameters, select, validate
-from fastot.train.errors import ConfigError
+from fastot.config.checks import OPEN_SECTIONS, check_open_keys, parameters, select, validate
+from fastot.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_PRESET = "uotm-outlier-1d"

@@ -1,7 +1,7 @@
 """The optimisers a config's ``optim.map`` / ``optim.potential`` name, and their construction.
 
-Its own module so that the config's validation (which lists the names) and the run (which builds
-them) both import it, and not each other.
+Beside the config's validation, which checks the names and arguments, and below the run, which
+builds them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from fastot.train.errors import ConfigError
+from fastot.errors import ConfigError
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop, "sgd": torch.optim.SGD}
 
