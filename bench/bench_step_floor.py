@@ -85,7 +85,7 @@ def iteration_flops(step: Callable[[], Any]) -> dict[str, float]:
 
 
 def trainer(preset: str, overrides: list[str], run_dir: Any) -> Callable[[], None]:
-    from fastot.train.config import load_config
+    from fastot.config import load_config
     from fastot.train.run import Run
 
     run = Run(load_config(preset, ["device=cpu", "train.progress=false", *overrides]), run_dir)

@@ -268,7 +268,7 @@ def test_uotm_image_step(benchmark: Any, preset: str, provider: str) -> None:
 def test_sjko_phase_iteration(benchmark: Any, phase: int, tmp_path: Any) -> None:
     """One S-JKO training iteration (potential + map update) at phase 1 and at phase 50 of the
     sjko-25gaussians preset: T_old is one frozen network, so the time must not grow with k."""
-    from fastot.train.config import load_config
+    from fastot.config import load_config
     from fastot.train.run import Run
 
     overrides = [
@@ -310,7 +310,7 @@ GPU_MODES = {
 def trainer_step(preset: str, mode: str, run_dir: Any) -> Any:
     """The trainer's iteration of ``preset`` at its GPU batch, on Gaussian images of the preset's
     shape (the data's content does not change the cost of a step)."""
-    from fastot.train.config import load_config
+    from fastot.config import load_config
     from fastot.train.run import Run
 
     size = IMAGE_PRESETS[preset][2]
