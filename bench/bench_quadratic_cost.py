@@ -34,3 +34,11 @@ OP = OpBench(
 @pytest.mark.parametrize("provider", providers())
 def test_quadratic_cost(benchmark: Any, provider: str, case: Case) -> None:
     run_case(benchmark, OP, provider, case)
+
+
+def overhead_calls(backend: str, bare: Any, t: Any) -> tuple[Any, Any]:
+    """(public call, bare torch.ops call) on bench_overhead's toy inputs ``t``, the same arguments."""
+    return (
+        lambda: fastot.quadratic_cost(t.x, t.y, 0.1, backend=backend),
+        lambda: bare(t.x, t.y, 0.1),
+    )

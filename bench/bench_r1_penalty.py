@@ -40,3 +40,11 @@ OP = OpBench(
 @pytest.mark.parametrize("provider", providers())
 def test_r1_penalty(benchmark: Any, provider: str, case: Case) -> None:
     run_case(benchmark, OP, provider, case)
+
+
+def overhead_calls(backend: str, bare: Any, t: Any) -> tuple[Any, Any]:
+    """(public call, bare torch.ops call) on bench_overhead's toy inputs ``t``, the same arguments."""
+    return (
+        lambda: fastot.r1_penalty(t.x, 0.2, backend=backend),
+        lambda: bare(t.x, 0.2),
+    )

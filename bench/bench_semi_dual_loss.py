@@ -34,3 +34,11 @@ OP = OpBench(
 @pytest.mark.parametrize("provider", providers())
 def test_semi_dual_loss(benchmark: Any, provider: str, case: Case) -> None:
     run_case(benchmark, OP, provider, case)
+
+
+def overhead_calls(backend: str, bare: Any, t: Any) -> tuple[Any, Any]:
+    """(public call, bare torch.ops call) on bench_overhead's toy inputs ``t``, the same arguments."""
+    return (
+        lambda: fastot.semi_dual_loss(t.cost, t.v_fake, t.v_real, "kl", "kl", backend=backend),
+        lambda: bare(t.cost, t.v_fake, t.v_real, "kl", "kl", 1.0),
+    )

@@ -22,3 +22,11 @@ OP = weak_cost("weak_quadratic_cost", fastot.weak_quadratic_cost, reference)
 @pytest.mark.parametrize("provider", providers())
 def test_weak_quadratic_cost(benchmark: Any, provider: str, case: Case) -> None:
     run_case(benchmark, OP, provider, case)
+
+
+def overhead_calls(backend: str, bare: Any, t: Any) -> tuple[Any, Any]:
+    """(public call, bare torch.ops call) on bench_overhead's toy inputs ``t``, the same arguments."""
+    return (
+        lambda: fastot.weak_quadratic_cost(t.x, t.ys, 0.5, 1.0, backend=backend),
+        lambda: bare(t.x, t.ys, 0.5, 1.0),
+    )

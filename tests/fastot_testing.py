@@ -25,6 +25,15 @@ DTYPES = [torch.float64, torch.float32, torch.bfloat16, torch.float16]
 # the Triton family has each with the suffix _triton. Derived from the ops' definitions.
 OP_NAMES = op_names(include_backward=True)
 
+
+def per_op(attr: str) -> dict:
+    """``attr`` of every public op's own ``tests/test_<op>.py``: the cross-op tables (bad input,
+    opcheck, torch.compile) take each op's calls from its file, so adding an op edits no table."""
+    import importlib
+
+    return {op: getattr(importlib.import_module(f"test_{op}"), attr) for op in op_names()}
+
+
 # The fused CPU backend; tests that need it fail (not skip) when it was not built, because
 # an installed fastot without its C++ kernels is a broken build.
 CPU_FUSED = "cpp"

@@ -83,3 +83,29 @@ def test_misaligned_input(backend):
     assert x.is_contiguous() and x.data_ptr() % 16 != 0
     got = torch.ops.fastot.energy_kernel_cost(x, ys, 0.5, 1.0)[0]
     assert_close(got, reference(x.double(), ys.double(), 0.5), torch.float32, 10)
+
+
+# ---------------------------------------------------------------------------- the cross-op tables
+# tests/test_errors.py and tests/test_registration.py run every op through these three
+# (tests/test_op_stems.py checks that each op's file defines them).
+
+
+def error_call(x, y, ys):
+    """The op on well-formed x [B, d], y [B, d], ys [B, Z, d]: what the bad-input checks vary."""
+    return lambda b: fastot.energy_kernel_cost(x, ys, 0.5, backend=b)
+
+
+def compile_call(x, y, backend):
+    """A scalar or vector of the op on two [B, d] leaves, for torch.compile(fullgraph=True)."""
+    return fastot.energy_kernel_cost(x, torch.stack([y, 2 * y], 1), 0.5, backend=backend)
+
+
+def opcheck_cases(m, op):
+    """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
+    # The backward has no double backward: checked without gradients.
+    g, x, y = m(3, grad=False), m(3, 5, grad=False), m(3, 4, 5, grad=False)
+    _, norms = op("energy_kernel_cost")(x, y, 0.5, 0.3)
+    return [
+        (op("energy_kernel_cost"), (m(3, 5), m(3, 4, 5), 0.5, 0.3)),
+        (op("_energy_kernel_cost_backward"), (g, x, y, norms, 0.5, 0.3)),
+    ]

@@ -4,6 +4,7 @@ import importlib
 
 import pytest
 import torch
+from fastot_testing import per_op
 
 import fastot
 from fastot.ops import available
@@ -12,14 +13,7 @@ BACKENDS = available("cpu")
 
 
 def _calls(x, y, ys):
-    return {
-        "quadratic_cost": lambda b: fastot.quadratic_cost(x, y, backend=b),
-        "weak_quadratic_cost": lambda b: fastot.weak_quadratic_cost(x, ys, 0.5, backend=b),
-        "energy_kernel_cost": lambda b: fastot.energy_kernel_cost(x, ys, 0.5, backend=b),
-        "r1_penalty": lambda b: fastot.r1_penalty(x, 1.0, backend=b),
-        "psi_star": lambda b: fastot.psi_star(x, "kl", backend=b),
-        "semi_dual_loss": lambda b: fastot.semi_dual_loss(x[:, 1], y[:, 0], y[:, 1], backend=b),
-    }
+    return {name: call(x, y, ys) for name, call in per_op("error_call").items()}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

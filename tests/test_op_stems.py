@@ -39,9 +39,25 @@ def test_every_op_has_its_stem_files(op: str) -> None:
     assert not missing, f"{op} lacks {missing}"
 
 
-def test_the_per_op_case_tables_cover_every_op() -> None:
-    """The tables of per-op calls (their inputs cannot be derived) name exactly the registered ops,
-    so an op left out of one fails here instead of silently skipping that table's checks."""
+# What each op's own test and bench files define for the cross-op tables (their inputs are the op's).
+TEST_CALLS = ("error_call", "compile_call", "opcheck_cases")  # test_errors, test_registration
+BENCH_CALLS = ("overhead_calls",)  # bench_overhead
+
+
+@pytest.mark.parametrize("op", op_names())
+def test_every_op_gives_the_cross_op_tables_its_calls(op: str) -> None:
+    """An op whose files lacked one of these would fail here, not silently skip that table."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    tests, bench = importlib.import_module(f"test_{op}"), importlib.import_module(f"bench_{op}")
+    missing = [f"tests/test_{op}.py:{a}" for a in TEST_CALLS if not callable(getattr(tests, a, None))]
+    missing += [f"bench/bench_{op}.py:{a}" for a in BENCH_CALLS if not callable(getattr(bench, a, None))]
+    assert not missing, f"{op} lacks {missing}"
+
+
+def test_the_cross_op_tables_cover_every_op() -> None:
     import sys
 
     import torch

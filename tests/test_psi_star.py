@@ -241,3 +241,23 @@ def test_softplus_derivative_at_zero_is_half(backend):
     t = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(fastot.psi_star(t, "softplus_unscaled", backend=backend).sum(), t)
     assert torch.equal(g, torch.full_like(g, 0.5))
+
+
+# ---------------------------------------------------------------------------- the cross-op tables
+# tests/test_errors.py and tests/test_registration.py run every op through these three
+# (tests/test_op_stems.py checks that each op's file defines them).
+
+
+def error_call(x, y, ys):
+    """The op on well-formed x [B, d], y [B, d], ys [B, Z, d]: what the bad-input checks vary."""
+    return lambda b: fastot.psi_star(x, "kl", backend=b)
+
+
+def compile_call(x, y, backend):
+    """A scalar or vector of the op on two [B, d] leaves, for torch.compile(fullgraph=True)."""
+    return fastot.psi_star(x, "softplus", 0.5, backend=backend).sum(1)
+
+
+def opcheck_cases(m, op):
+    """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
+    return [(op("psi_star"), (m(3, 5), "softplus", 0.7)), (op("psi_star"), (m(6), "kl", 1.0))]

@@ -138,3 +138,26 @@ def test_auto_backend_prefers_cuda(backend):
     assert "cuda" in fastot.available("cuda")
     x, y = backend.leaf((3, 8), torch.float32), backend.leaf((3, 8), torch.float32)
     torch.testing.assert_close(fastot.quadratic_cost(x, y), fastot.quadratic_cost(x, y, backend="cuda"))
+
+
+# ---------------------------------------------------------------------------- the cross-op tables
+# tests/test_errors.py and tests/test_registration.py run every op through these three
+# (tests/test_op_stems.py checks that each op's file defines them).
+
+
+def error_call(x, y, ys):
+    """The op on well-formed x [B, d], y [B, d], ys [B, Z, d]: what the bad-input checks vary."""
+    return lambda b: fastot.quadratic_cost(x, y, backend=b)
+
+
+def compile_call(x, y, backend):
+    """A scalar or vector of the op on two [B, d] leaves, for torch.compile(fullgraph=True)."""
+    return fastot.quadratic_cost(x, y, 0.5, backend=backend)
+
+
+def opcheck_cases(m, op):
+    """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
+    return [
+        (op("quadratic_cost"), (m(4, 7), m(4, 7), 0.3)),
+        (op("_quadratic_cost_backward"), (m(4), m(4, 7), m(4, 7), 0.3)),
+    ]

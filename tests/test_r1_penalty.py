@@ -142,3 +142,23 @@ def test_backward_reads_a_host_grad_out_on_the_host(backend):
     on_device = torch.ops.fastot._r1_penalty_backward(torch.tensor(1.5, device=backend.device), grad, 0.4)
     torch.testing.assert_close(on_host, on_device)
     torch.testing.assert_close(on_host, 0.4 / 5 * 1.5 * grad)
+
+
+# ---------------------------------------------------------------------------- the cross-op tables
+# tests/test_errors.py and tests/test_registration.py run every op through these three
+# (tests/test_op_stems.py checks that each op's file defines them).
+
+
+def error_call(x, y, ys):
+    """The op on well-formed x [B, d], y [B, d], ys [B, Z, d]: what the bad-input checks vary."""
+    return lambda b: fastot.r1_penalty(x, 1.0, backend=b)
+
+
+def compile_call(x, y, backend):
+    """A scalar or vector of the op on two [B, d] leaves, for torch.compile(fullgraph=True)."""
+    return fastot.r1_penalty(x - y, 0.2, backend=backend)
+
+
+def opcheck_cases(m, op):
+    """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
+    return [(op("r1_penalty"), (m(4, 6), 0.2)), (op("_r1_penalty_backward"), (m(), m(4, 6), 0.2))]

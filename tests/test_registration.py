@@ -6,7 +6,7 @@ import threading
 
 import pytest
 import torch
-from fastot_testing import CPU_FUSED, FUSED, OP_NAMES, backends, make, run_python
+from fastot_testing import CPU_FUSED, FUSED, OP_NAMES, backends, make, per_op, run_python
 
 import fastot
 from fastot._extension import STATUS
@@ -18,29 +18,14 @@ ops = torch.ops.fastot
 
 
 def _samples(backend, requires_grad: bool):
-    def m(*shape, grad=requires_grad):
-        return backend.to(make(shape, torch.float32)).requires_grad_(grad)
+    def m(*shape, grad=requires_grad, positive=False):
+        t = make(shape, torch.float32)
+        return backend.to(t.abs() if positive else t).requires_grad_(grad)
 
     def op(name):
         return backend.op(name)
 
-    cost = backend.to(make((5,), torch.float32).abs()).requires_grad_(requires_grad)
-    x, y, g = m(3, 5, grad=False), m(3, 4, 5, grad=False), m(3, grad=False)
-    _, norms = op("energy_kernel_cost")(x, y, 0.5, 0.3)
-    return [
-        (op("quadratic_cost"), (m(4, 7), m(4, 7), 0.3)),
-        (op("_quadratic_cost_backward"), (m(4), m(4, 7), m(4, 7), 0.3)),
-        (op("psi_star"), (m(3, 5), "softplus", 0.7)),
-        (op("psi_star"), (m(6), "kl", 1.0)),
-        (op("semi_dual_loss"), (cost, m(5), m(3), "kl", "chi2", 1.0)),
-        (op("r1_penalty"), (m(4, 6), 0.2)),
-        (op("_r1_penalty_backward"), (m(), m(4, 6), 0.2)),
-        (op("weak_quadratic_cost"), (m(3, 5), m(3, 4, 5), 0.5, 0.3)),
-        (op("energy_kernel_cost"), (m(3, 5), m(3, 4, 5), 0.5, 0.3)),
-        # Backward ops without a double backward: checked without gradients.
-        (op("_weak_quadratic_cost_backward"), (g, x, y, 0.5, 0.3)),
-        (op("_energy_kernel_cost_backward"), (g, x, y, norms, 0.5, 0.3)),
-    ]
+    return [case for cases in per_op("opcheck_cases").values() for case in cases(m, op)]
 
 
 @pytest.mark.parametrize("backend", backends(*FUSED), indirect=True)
@@ -72,20 +57,7 @@ def test_triton_schema_mirrors_cpp_op(name):
     assert args_and_returns(getattr(ops, name + "_triton")) == args_and_returns(getattr(ops, name))
 
 
-CALLS = {
-    "quadratic_cost": lambda x, y: fastot.quadratic_cost(x, y, 0.5, backend=CPU_FUSED),
-    "psi_star": lambda x, y: fastot.psi_star(x, "softplus", 0.5, backend=CPU_FUSED).sum(1),
-    "semi_dual_loss": lambda x, y: fastot.semi_dual_loss(
-        x.sum(1).abs(), y.sum(1), x[:, 0], "kl", "kl", backend=CPU_FUSED
-    ),
-    "r1_penalty": lambda x, y: fastot.r1_penalty(x - y, 0.2, backend=CPU_FUSED),
-    "weak_quadratic_cost": lambda x, y: fastot.weak_quadratic_cost(
-        x, torch.stack([y, 2 * y], 1), 0.5, backend=CPU_FUSED
-    ),
-    "energy_kernel_cost": lambda x, y: fastot.energy_kernel_cost(
-        x, torch.stack([y, 2 * y], 1), 0.5, backend=CPU_FUSED
-    ),
-}
+CALLS = {name: (lambda x, y, f=f: f(x, y, CPU_FUSED)) for name, f in per_op("compile_call").items()}
 
 
 @pytest.mark.parametrize("name", CALLS)

@@ -80,3 +80,23 @@ def test_empty_batch_is_an_error_not_nan():
     cost, fake, real = _inputs(torch.float32, requires_grad=False)
     with pytest.raises(ValueError, match="v_real is an empty batch"):
         fastot.semi_dual_loss(cost, fake, real[:0])
+
+
+# ---------------------------------------------------------------------------- the cross-op tables
+# tests/test_errors.py and tests/test_registration.py run every op through these three
+# (tests/test_op_stems.py checks that each op's file defines them).
+
+
+def error_call(x, y, ys):
+    """The op on well-formed x [B, d], y [B, d], ys [B, Z, d]: what the bad-input checks vary."""
+    return lambda b: fastot.semi_dual_loss(x[:, 1], y[:, 0], y[:, 1], backend=b)
+
+
+def compile_call(x, y, backend):
+    """A scalar or vector of the op on two [B, d] leaves, for torch.compile(fullgraph=True)."""
+    return fastot.semi_dual_loss(x.sum(1).abs(), y.sum(1), x[:, 0], "kl", "kl", backend=backend)
+
+
+def opcheck_cases(m, op):
+    """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
+    return [(op("semi_dual_loss"), (m(5, positive=True), m(5), m(3), "kl", "chi2", 1.0))]

@@ -27,3 +27,28 @@ def test_misaligned_input(backend):
     assert x.is_contiguous() and x.data_ptr() % 16 != 0
     got = torch.ops.fastot.weak_quadratic_cost(x, ys, 0.5, 1.0)
     assert_close(got, reference(x.double(), ys.double(), 0.5), torch.float32, 1e3)
+
+
+# ---------------------------------------------------------------------------- the cross-op tables
+# tests/test_errors.py and tests/test_registration.py run every op through these three
+# (tests/test_op_stems.py checks that each op's file defines them).
+
+
+def error_call(x, y, ys):
+    """The op on well-formed x [B, d], y [B, d], ys [B, Z, d]: what the bad-input checks vary."""
+    return lambda b: fastot.weak_quadratic_cost(x, ys, 0.5, backend=b)
+
+
+def compile_call(x, y, backend):
+    """A scalar or vector of the op on two [B, d] leaves, for torch.compile(fullgraph=True)."""
+    return fastot.weak_quadratic_cost(x, torch.stack([y, 2 * y], 1), 0.5, backend=backend)
+
+
+def opcheck_cases(m, op):
+    """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
+    # The backward has no double backward: checked without gradients.
+    g, x, y = m(3, grad=False), m(3, 5, grad=False), m(3, 4, 5, grad=False)
+    return [
+        (op("weak_quadratic_cost"), (m(3, 5), m(3, 4, 5), 0.5, 0.3)),
+        (op("_weak_quadratic_cost_backward"), (g, x, y, 0.5, 0.3)),
+    ]
