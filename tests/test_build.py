@@ -4,6 +4,7 @@ kernels wherever Triton is installed, each registered for every op."""
 import importlib.util
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,22 +55,27 @@ def test_triton_kernels_compile_for_a_cuda_target():
     res = _run(
         """
         import importlib
+        import sys
         import triton
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource
         import fastot  # noqa: F401
+        from fastot.ops._library import op_names
 
         def mod(name):
             return importlib.import_module("fastot.kernels." + name)
 
-        qc, ps, r1, la = mod("quadratic_cost"), mod("psi_star"), mod("r1_penalty"), mod("_launch")
-        wq, ek, sd = mod("weak_quadratic_cost"), mod("energy_kernel_cost"), mod("semi_dual_loss")
+        def jit(kernel):
+            while not isinstance(kernel, triton.runtime.jit.JITFunction):
+                kernel = kernel.fn
+            return kernel
+
+        sys.path.insert(0, TESTS)
+        ops = op_names()
         FLOATS = {"scale", "coef", "w_over_b", "w0", "w1", "gamma", "alpha", "w_transport", "w_spread"}
 
         def build(kernel, constexprs, dt, acc_ptrs=()):
-            fn = kernel
-            while not isinstance(fn, triton.runtime.jit.JITFunction):
-                fn = fn.fn
+            fn = jit(kernel)
             sig = {}
             for name in fn.arg_names:
                 if name in constexprs:
@@ -81,26 +87,17 @@ def test_triton_kernels_compile_for_a_cuda_target():
             src = ASTSource(fn=fn, signature=sig, constexprs=constexprs)
             return triton.compile(src, target=GPUTarget("cuda", 80, 32)).asm["cubin"]
 
+        # Each op's jobs come from its own tests/test_<op>.py; the row finisher is shared.
+        per_op = {op: importlib.import_module("test_" + op).triton_cuda_jobs(mod(op)) for op in ops}
+        shared = [(mod("_launch")._finish_rows_kernel, {"TERMS": 2, "BLOCK_N": 16}, ("part_ptr",))]
+        for op in ops:  # no kernel of an op goes unchecked
+            kernels = {jit(v) for n, v in vars(mod(op)).items() if n.endswith("_kernel")}
+            assert kernels == {jit(j[0]) for j in per_op[op]}, (op, kernels)
         for dt in ("fp32", "bf16", "fp64"):
-            jobs = [
-                (qc._quadratic_cost_fwd_kernel, {"DIRECT": True, "BLOCK_D": 1024}, ()),
-                (qc._quadratic_cost_fwd_kernel, {"DIRECT": False, "BLOCK_D": 4096}, ("out_ptr",)),
-                (qc._quadratic_cost_bwd_kernel, {"BLOCK_D": 256}, ()),
-                (la._finish_rows_kernel, {"TERMS": 2, "BLOCK_N": 16}, ("part_ptr",)),
-                (r1._r1_penalty_fwd_kernel, {"DIRECT": False, "BLOCK_D": 1024}, ("out_ptr",)),
-                (r1._r1_penalty_bwd_kernel, {"BLOCK_D": 1024}, ()),
-                (wq._weak_quadratic_cost_fwd_kernel, {"DIRECT": True, "BLOCK_D": 1024}, ()),
-                (wq._weak_quadratic_cost_bwd_kernel, {"BLOCK_D": 1024}, ()),
-                (ek._energy_sq_dist_kernel, {"BLOCK_D": 1024}, ("part_ptr",)),
-                (ek._energy_finish_kernel, {"BLOCK_K": 64, "BLOCK_N": 16}, ("part_ptr", "norms_ptr")),
-                (ek._energy_bwd_kernel, {"BLOCK_D": 1024}, ("norms_ptr",)),
-                (sd._semi_dual_loss_kernel, {"SOURCE": 1, "TARGET": 3, "BLOCK": 1024}, ("part_ptr",)),
-            ]
-            jobs += [(ps._psi_star_kernel, {"KIND": kind, "BLOCK_D": 1024}, ()) for kind in range(5)]
-            for kernel, constexprs, acc_ptrs in jobs:
+            for kernel, constexprs, acc_ptrs in [*shared, *(j for jobs in per_op.values() for j in jobs)]:
                 assert build(kernel, constexprs, dt, acc_ptrs), (kernel, dt)
         print("ok")
-        """,
+        """.replace("TESTS", repr(str(Path(__file__).parent))),
         TRITON_DEFAULT_FP_FUSION="1",
     )
     assert res.returncode == 0, res.stderr

@@ -86,8 +86,8 @@ def test_misaligned_input(backend):
 
 
 # ---------------------------------------------------------------------------- the cross-op tables
-# tests/test_errors.py and tests/test_registration.py run every op through these three
-# (tests/test_op_stems.py checks that each op's file defines them).
+# tests/test_errors.py, tests/test_registration.py and tests/test_build.py run every op through
+# these (tests/test_op_stems.py checks that each op's file defines them).
 
 
 def error_call(x, y, ys):
@@ -108,4 +108,14 @@ def opcheck_cases(m, op):
     return [
         (op("energy_kernel_cost"), (m(3, 5), m(3, 4, 5), 0.5, 0.3)),
         (op("_energy_kernel_cost_backward"), (g, x, y, norms, 0.5, 0.3)),
+    ]
+
+
+def triton_cuda_jobs(k):
+    """(kernel, constexprs, pointers accumulating in float32 / float64) for every kernel of the op's
+    Triton module ``k``: tests/test_build.py compiles each for a CUDA target."""
+    return [
+        (k._energy_sq_dist_kernel, {"BLOCK_D": 1024}, ("part_ptr",)),
+        (k._energy_finish_kernel, {"BLOCK_K": 64, "BLOCK_N": 16}, ("part_ptr", "norms_ptr")),
+        (k._energy_bwd_kernel, {"BLOCK_D": 1024}, ("norms_ptr",)),
     ]

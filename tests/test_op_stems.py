@@ -40,7 +40,8 @@ def test_every_op_has_its_stem_files(op: str) -> None:
 
 
 # What each op's own test and bench files define for the cross-op tables (their inputs are the op's).
-TEST_CALLS = ("error_call", "compile_call", "opcheck_cases")  # test_errors, test_registration
+# tests/test_errors.py, tests/test_registration.py (opcheck, compile) and tests/test_build.py:
+TEST_CALLS = ("error_call", "opcheck_cases", "compile_call", "triton_cuda_jobs")
 BENCH_CALLS = ("overhead_calls",)  # bench_overhead
 
 

@@ -244,8 +244,8 @@ def test_softplus_derivative_at_zero_is_half(backend):
 
 
 # ---------------------------------------------------------------------------- the cross-op tables
-# tests/test_errors.py and tests/test_registration.py run every op through these three
-# (tests/test_op_stems.py checks that each op's file defines them).
+# tests/test_errors.py, tests/test_registration.py and tests/test_build.py run every op through
+# these (tests/test_op_stems.py checks that each op's file defines them).
 
 
 def error_call(x, y, ys):
@@ -261,3 +261,9 @@ def compile_call(x, y, backend):
 def opcheck_cases(m, op):
     """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
     return [(op("psi_star"), (m(3, 5), "softplus", 0.7)), (op("psi_star"), (m(6), "kl", 1.0))]
+
+
+def triton_cuda_jobs(k):
+    """(kernel, constexprs, pointers accumulating in float32 / float64) for every kernel of the op's
+    Triton module ``k``: tests/test_build.py compiles each for a CUDA target."""
+    return [(k._psi_star_kernel, {"KIND": kind, "BLOCK_D": 1024}, ()) for kind in range(5)]

@@ -141,8 +141,8 @@ def test_auto_backend_prefers_cuda(backend):
 
 
 # ---------------------------------------------------------------------------- the cross-op tables
-# tests/test_errors.py and tests/test_registration.py run every op through these three
-# (tests/test_op_stems.py checks that each op's file defines them).
+# tests/test_errors.py, tests/test_registration.py and tests/test_build.py run every op through
+# these (tests/test_op_stems.py checks that each op's file defines them).
 
 
 def error_call(x, y, ys):
@@ -160,4 +160,14 @@ def opcheck_cases(m, op):
     return [
         (op("quadratic_cost"), (m(4, 7), m(4, 7), 0.3)),
         (op("_quadratic_cost_backward"), (m(4), m(4, 7), m(4, 7), 0.3)),
+    ]
+
+
+def triton_cuda_jobs(k):
+    """(kernel, constexprs, pointers accumulating in float32 / float64) for every kernel of the op's
+    Triton module ``k``: tests/test_build.py compiles each for a CUDA target."""
+    return [
+        (k._quadratic_cost_fwd_kernel, {"DIRECT": True, "BLOCK_D": 1024}, ()),
+        (k._quadratic_cost_fwd_kernel, {"DIRECT": False, "BLOCK_D": 4096}, ("out_ptr",)),
+        (k._quadratic_cost_bwd_kernel, {"BLOCK_D": 256}, ()),
     ]

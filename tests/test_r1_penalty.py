@@ -145,8 +145,8 @@ def test_backward_reads_a_host_grad_out_on_the_host(backend):
 
 
 # ---------------------------------------------------------------------------- the cross-op tables
-# tests/test_errors.py and tests/test_registration.py run every op through these three
-# (tests/test_op_stems.py checks that each op's file defines them).
+# tests/test_errors.py, tests/test_registration.py and tests/test_build.py run every op through
+# these (tests/test_op_stems.py checks that each op's file defines them).
 
 
 def error_call(x, y, ys):
@@ -162,3 +162,12 @@ def compile_call(x, y, backend):
 def opcheck_cases(m, op):
     """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
     return [(op("r1_penalty"), (m(4, 6), 0.2)), (op("_r1_penalty_backward"), (m(), m(4, 6), 0.2))]
+
+
+def triton_cuda_jobs(k):
+    """(kernel, constexprs, pointers accumulating in float32 / float64) for every kernel of the op's
+    Triton module ``k``: tests/test_build.py compiles each for a CUDA target."""
+    return [
+        (k._r1_penalty_fwd_kernel, {"DIRECT": False, "BLOCK_D": 1024}, ("out_ptr",)),
+        (k._r1_penalty_bwd_kernel, {"BLOCK_D": 1024}, ()),
+    ]

@@ -83,8 +83,8 @@ def test_empty_batch_is_an_error_not_nan():
 
 
 # ---------------------------------------------------------------------------- the cross-op tables
-# tests/test_errors.py and tests/test_registration.py run every op through these three
-# (tests/test_op_stems.py checks that each op's file defines them).
+# tests/test_errors.py, tests/test_registration.py and tests/test_build.py run every op through
+# these (tests/test_op_stems.py checks that each op's file defines them).
 
 
 def error_call(x, y, ys):
@@ -100,3 +100,9 @@ def compile_call(x, y, backend):
 def opcheck_cases(m, op):
     """(op, arguments) pairs for torch.library.opcheck; ``m(*shape)`` makes an input."""
     return [(op("semi_dual_loss"), (m(5, positive=True), m(5), m(3), "kl", "chi2", 1.0))]
+
+
+def triton_cuda_jobs(k):
+    """(kernel, constexprs, pointers accumulating in float32 / float64) for every kernel of the op's
+    Triton module ``k``: tests/test_build.py compiles each for a CUDA target."""
+    return [(k._semi_dual_loss_kernel, {"SOURCE": 1, "TARGET": 3, "BLOCK": 1024}, ("part_ptr",))]

@@ -30,8 +30,8 @@ def test_misaligned_input(backend):
 
 
 # ---------------------------------------------------------------------------- the cross-op tables
-# tests/test_errors.py and tests/test_registration.py run every op through these three
-# (tests/test_op_stems.py checks that each op's file defines them).
+# tests/test_errors.py, tests/test_registration.py and tests/test_build.py run every op through
+# these (tests/test_op_stems.py checks that each op's file defines them).
 
 
 def error_call(x, y, ys):
@@ -51,4 +51,13 @@ def opcheck_cases(m, op):
     return [
         (op("weak_quadratic_cost"), (m(3, 5), m(3, 4, 5), 0.5, 0.3)),
         (op("_weak_quadratic_cost_backward"), (g, x, y, 0.5, 0.3)),
+    ]
+
+
+def triton_cuda_jobs(k):
+    """(kernel, constexprs, pointers accumulating in float32 / float64) for every kernel of the op's
+    Triton module ``k``: tests/test_build.py compiles each for a CUDA target."""
+    return [
+        (k._weak_quadratic_cost_fwd_kernel, {"DIRECT": True, "BLOCK_D": 1024}, ()),
+        (k._weak_quadratic_cost_bwd_kernel, {"BLOCK_D": 1024}, ()),
     ]
