@@ -209,16 +209,24 @@ def mark_diverged(run_dir: Path, stderr: str) -> None:
     _write_text(diverged(run_dir), stderr)
 
 
-def open_metrics(run_dir: Path, keep_through: int | None) -> IO[str]:
-    """The log, opened for appending one JSON row per line: emptied for a new run, or cut back to the
-    rows up to step ``keep_through`` for a resumed one (the later rows are written again)."""
-    path = metrics(run_dir)
-    if keep_through is None or not path.exists():
-        rows: list[dict[str, Any]] = []
-    else:
-        rows = [r for r in read_metrics(run_dir) if r["step"] <= keep_through]
-    _write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
-    return path.open("a")
+class MetricsLog:
+    """The run's log, one JSON row per line, each flushed as it is written (a killed run keeps its
+    rows up to the last whole line)."""
+
+    def __init__(self, run_dir: Path, keep_through: int | None) -> None:
+        """Empty for a new run (``keep_through`` None), or cut back to the rows up to step
+        ``keep_through`` for a resumed one: the later rows are written again."""
+        path = metrics(run_dir)
+        kept = [] if keep_through is None else [r for r in read_metrics(run_dir) if r["step"] <= keep_through]
+        _write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+        self._file: IO[str] = path.open("a")
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 # ---------------------------------------------------------------------------- reading

@@ -3,7 +3,6 @@ and writes the run's data files, and its writes are atomic."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -92,15 +91,16 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_no_temporary(tmp_path
 
 
 def test_the_log_drops_a_line_cut_short_and_resumes_at_a_step(tmp_path: Path) -> None:
-    log = rundir.open_metrics(tmp_path, keep_through=None)
+    log = rundir.MetricsLog(tmp_path, keep_through=None)
     for step in (1, 2, 3):
-        log.write(json.dumps({"step": step, "loss": 0.5}) + "\n")
-    log.write('{"step": 4, "lo')  # the process was killed mid-write
+        log.append({"step": step, "loss": 0.5})
     log.close()
+    with rundir.metrics(tmp_path).open("a") as f:
+        f.write('{"step": 4, "lo')  # the process was killed mid-write
     assert [r["step"] for r in rundir.read_metrics(tmp_path)] == [1, 2, 3]
-    rundir.open_metrics(tmp_path, keep_through=2).close()
+    rundir.MetricsLog(tmp_path, keep_through=2).close()
     assert [r["step"] for r in rundir.read_metrics(tmp_path)] == [1, 2]
-    rundir.open_metrics(tmp_path, keep_through=None).close()
+    rundir.MetricsLog(tmp_path, keep_through=None).close()
     assert rundir.read_metrics(tmp_path) == []
     rundir.metrics(tmp_path).write_text('{"step": 1}\nnot json\n{"step": 3}\n')
     with pytest.raises(ValueError, match="line 2"):

@@ -3,7 +3,6 @@ grids, snapshots and checkpoints, the progress bar, and rank 0's files they go t
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -150,7 +149,7 @@ class Writer:
             rundir.remove_summary(run.run_dir)
         # on resume: with any new overrides
         rundir.write_config(run.run_dir, run.cfg)
-        self.log = rundir.open_metrics(run.run_dir, keep_through=run.step if resumed else None)
+        self.log = rundir.MetricsLog(run.run_dir, keep_through=run.step if resumed else None)
         self.tb = None
         if run.cfg.train.tensorboard:
             try:
@@ -161,8 +160,7 @@ class Writer:
         self.fid = PeriodicFID(run.cfg, run.device) if run.cfg.eval.fid_every else None
 
     def write(self, row: dict[str, Any]) -> None:
-        self.log.write(json.dumps(row) + "\n")
-        self.log.flush()
+        self.log.append(row)
         if self.tb is not None:
             for k, v in row.items():
                 if k != "step" and isinstance(v, (int, float)):
