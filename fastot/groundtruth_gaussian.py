@@ -91,20 +91,28 @@ class GaussianProblem:
 
 def problem_of(cfg) -> GaussianProblem:
     """The closed form of a run config whose target is ``gaussian_digits`` (OTM: the OT map; S-JKO:
-    the JKO iterate after its phases, plus the OU flow at t = K h)."""
+    the JKO iterate after its phases, plus the OU flow at t = K h). Other algorithms have none here."""
+    from fastot.algorithms import SJKO, WeakNOT, build_algorithm
+    from fastot.config import to_container
     from fastot.data.registry import build_sampler
 
     target = build_sampler(dict(cfg.data.target), "data.target")
     b, cov = target.mean, target.cov
     shape = tuple(target.shape[1:])
-    alg = cfg.algorithm
-    if alg.name == "sjko":
-        if alg.get("cost_mean", True):
+    algo = build_algorithm(to_container(cfg, "algorithm"))
+    if isinstance(algo, SJKO):
+        if algo.cost_mean:
             raise ValueError(
                 "algorithm.cost_mean: the closed form needs h to be the JKO step (cost_mean: false)"
             )
-        k, h = int(alg.num_phases), float(alg.h)
+        k, h = int(algo.num_phases), float(algo.h)
         mean, jcov, m = jko_gaussian(b, cov, h, k)
         fmean, fcov = ou_flow(b, cov, k * h)
         return GaussianProblem(shape, b, cov, mean, jcov, m, fmean, fcov)
+    balanced = (algo.psi_source, algo.psi_target) == ("identity", "identity")
+    if isinstance(algo, WeakNOT) or not balanced or algo.tau <= 0:
+        raise ValueError(
+            f"algorithm: the Gaussian closed form covers balanced OT with a cost (OTM) and S-JKO, "
+            f"not {cfg.algorithm.name!r} with psi {algo.psi_source}/{algo.psi_target} and tau {algo.tau}"
+        )
     return GaussianProblem(shape, b, cov, b, cov, sqrtm_psd(cov))

@@ -59,3 +59,29 @@ def test_small_jko_steps_follow_the_continuous_flow_and_many_reach_the_target():
     assert gg.bures_wasserstein2(mean, jcov, b, cov) < 1e-8
     with pytest.raises(ValueError, match="h"):
         gg.jko_gaussian(b, cov, 0.0, 3)
+
+
+def test_the_presets_closed_forms_follow_their_algorithm():
+    from fastot.config import load_config
+
+    otm = gg.problem_of(load_config("gaussian-digits-otm"))
+    assert otm.flow_mean is None
+    torch.testing.assert_close(otm.exact_cov, otm.target_cov)
+    sjko = gg.problem_of(load_config("gaussian-digits-sjko"))
+    assert sjko.flow_mean is not None
+    assert not torch.allclose(sjko.exact_cov, sjko.target_cov)  # 5 JKO steps of h = 1 stop short of nu
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["algorithm.cost_mean=true"], "algorithm.cost_mean"),
+        (["algorithm.psi_target=kl"], "algorithm: "),
+    ],
+)
+def test_configs_without_a_closed_form_are_refused_by_name(overrides, named):
+    from fastot.config import load_config
+
+    preset = "gaussian-digits-sjko" if "cost_mean" in overrides[0] else "gaussian-digits-otm"
+    with pytest.raises(ValueError, match=named):
+        gg.problem_of(load_config(preset, overrides))

@@ -189,6 +189,10 @@ class UnifiedOT:
             return "balanced OT: T#mu = nu"
         return None
 
+    def map_samples_per_input(self) -> int:
+        """Map outputs drawn per source sample in a map update (the weak costs draw several)."""
+        return 1
+
     # ----------------------------------------------------------------- schedules / state
     def default_iterations(self) -> int | None:
         """Iterations the algorithm itself implies (S-JKO phases), else None."""

@@ -55,6 +55,9 @@ class WeakNOT(UnifiedOT):
             out["gamma_iterations"] = min(int(spec["gamma_iterations"]), iterations // 2)
         return out
 
+    def map_samples_per_input(self) -> int:
+        return self.n_z
+
     def optimum_generates_target(self) -> str | None:
         return "balanced weak OT: T#mu = nu"
 

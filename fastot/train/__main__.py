@@ -200,7 +200,7 @@ def estimate_cpu_seconds(cfg) -> float | None:
     penalty = PENALTY_FACTOR if algo.regularizer in ("r1", "gp") and algo.reg_weight > 0 else 1.0
     if algo.regularizer == "r1":  # lazy R1 pays the penalty's extra cost on one step in r1_every
         penalty = 1 + (penalty - 1) / algo.r1_every
-    updates = algo.k_v * penalty + algo.k_t * getattr(algo, "n_z", 1)
+    updates = algo.k_v * penalty + algo.k_t * algo.map_samples_per_input()
     shape = image_shape(to_container(cfg, "data.target"))
     if shape is None:
         per = TOY_UPDATE_SECONDS.get(cfg.networks.map.name)

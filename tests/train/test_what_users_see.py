@@ -203,6 +203,10 @@ def test_time_estimates_grow_with_the_work():
     longer = estimate_cpu_seconds(load_config("uotm-outlier-1d", ["train.iterations=3000"]))
     assert short > 0 and longer == pytest.approx(2 * short)
     assert estimate_cpu_seconds(load_config("cifar10-uotm", [], allow_missing=True)) > 24 * 3600
+    # NOT's map updates draw n_z outputs per source sample: k_v * 1 + k_t * n_z updates per iteration
+    few, many = (load_config("not-moons-uniform", [f"algorithm.n_z={n}"]) for n in (2, 8))
+    per_update = (estimate_cpu_seconds(many) - estimate_cpu_seconds(few)) / (6 * many.algorithm.k_t)
+    assert estimate_cpu_seconds(few) == pytest.approx((1 + 2 * few.algorithm.k_t) * per_update)
 
 
 def test_help_is_plain_text_and_names_the_default(capsys):
