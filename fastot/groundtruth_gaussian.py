@@ -93,13 +93,12 @@ def problem_of(cfg) -> GaussianProblem:
     """The closed form of a run config whose target is ``gaussian_digits`` (OTM: the OT map; S-JKO:
     the JKO iterate after its phases, plus the OU flow at t = K h). Other algorithms have none here."""
     from fastot.algorithms import SJKO, WeakNOT, build_algorithm
-    from fastot.config import to_container
     from fastot.data.registry import build_sampler
 
     target = build_sampler(dict(cfg.data.target), "data.target")
     b, cov = target.mean, target.cov
     shape = tuple(target.shape[1:])
-    algo = build_algorithm(to_container(cfg, "algorithm"))
+    algo = build_algorithm(dict(cfg.algorithm))
     if isinstance(algo, SJKO):
         if algo.cost_mean:
             raise ValueError(
