@@ -53,6 +53,20 @@ def test_a_hanging_stage_times_out_and_later_ones_are_skipped_past_the_deadline(
     assert late.status == "skipped (out of time)"
 
 
+def test_a_slow_stage_leaves_a_later_stage_its_reserve(tmp_path: Path) -> None:
+    slow = gpucheck.Stage("slow", [sys.executable, "-c", "import time; time.sleep(30)"], 30)
+    steps = gpucheck.Stage("steps", [sys.executable, "-c", "pass"], 30, reserve_s=6)
+    start = time.monotonic()
+    gpucheck.run_stages([slow, steps], tmp_path, start + 12)
+    assert slow.status.startswith("TIMED OUT") and slow.seconds < 8
+    assert steps.status == "ok" and time.monotonic() - start < 12
+
+
+def test_the_training_steps_have_a_reserve(tmp_path: Path) -> None:
+    todo = gpucheck.stages(ROOT, tmp_path, dry=True)
+    assert todo[-1].name == "bench training steps" and todo[-1].reserve_s > 0
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_without_a_gpu_it_points_at_the_dry_run(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
