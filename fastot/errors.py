@@ -14,6 +14,14 @@ class ConfigError(ValueError):
         self.key = key
 
 
+class ConfigWarning(UserWarning):
+    """A configuration that runs, but not as its other values ask; ``key`` is the config key to look at."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
 class DivergenceError(RuntimeError):
     """A loss became NaN or Inf; the last good checkpoint is left in place."""
 

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from fastot import rundir
 from fastot.data import build_sampler
 from fastot.data.registry import image_shape
-from fastot.errors import ConfigError
+from fastot.errors import ConfigError, ConfigWarning
 from fastot.nn import build_map
 
 
@@ -64,7 +64,8 @@ class CheckpointWarning(UserWarning):
 
 @contextmanager
 def report_warnings(prog: str) -> Iterator[None]:
-    """Show CheckpointWarnings as one ``prog: warning: ...`` line on stderr (command-line tools)."""
+    """Show CheckpointWarnings and ConfigWarnings as one ``prog: warning: ...`` line on stderr
+    (command-line tools)."""
     with warnings.catch_warnings():
         show = warnings.showwarning
 
@@ -76,7 +77,7 @@ def report_warnings(prog: str) -> Iterator[None]:
             file: TextIO | None = None,
             line: str | None = None,
         ) -> None:
-            if issubclass(category, CheckpointWarning):
+            if issubclass(category, (CheckpointWarning, ConfigWarning)):
                 print(f"{prog}: warning: {message}", file=sys.stderr)
             else:
                 show(message, category, filename, lineno, file, line)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from fastot import reproduce
-from fastot.config import load_config
+from fastot.algorithms import build_algorithm
+from fastot.config import load_config, to_container
 from fastot.reproduce import cli, optimum, runner, toys
 from fastot.train.loop import train
 
@@ -33,6 +34,15 @@ ROWS = [
 def test_every_row_is_a_valid_configuration(name, row, budget):
     cfg = load_config(row.preset, row.budget_overrides(budget))
     assert cfg.preset == row.preset
+
+
+@pytest.mark.parametrize(("name", "row", "budget"), ROWS, ids=[f"{n}-{r.label}-{b}" for n, r, b in ROWS])
+def test_every_row_trains_its_whole_schedule(name, row, budget):
+    """A budget that lengthens S-JKO's phases must lengthen the run too, or the last phases never train."""
+    cfg = load_config(row.preset, row.budget_overrides(budget))
+    algo = build_algorithm(to_container(cfg, "algorithm"))
+    iterations = cfg.train.iterations if cfg.train.iterations is not None else algo.default_iterations()
+    assert algo.unfinished_schedule(int(iterations)) is None
 
 
 @pytest.mark.parametrize("name", list(reproduce.EXPERIMENTS))

@@ -198,6 +198,10 @@ class UnifiedOT:
         """Iterations the algorithm itself implies (S-JKO phases), else None."""
         return None
 
+    def unfinished_schedule(self, iterations: int) -> str | None:
+        """What ``iterations`` leaves untrained of the algorithm's own schedule, else None."""
+        return None
+
     def begin_iteration(self, iteration: int, total: int, ctx: StepContext) -> None:
         self.iteration, self.total_iterations = iteration, max(int(total), 1)
         self.current_alpha = self._alpha_at(iteration)

@@ -88,6 +88,16 @@ class SJKO(UnifiedOT):
     def default_iterations(self) -> int:
         return self.init_iterations + (self.num_phases - 1) * self.phase_iterations
 
+    def unfinished_schedule(self, iterations: int) -> str | None:
+        full = self.default_iterations()
+        if iterations >= full:
+            return None
+        return (
+            f"{iterations} iterations end in JKO phase {self.phase_of(max(iterations - 1, 0))} of "
+            f"{self.num_phases}, whose schedule takes {full} (init_iterations + (num_phases - 1) * "
+            "phase_iterations); leave train.iterations unset to train every phase"
+        )
+
     def phase_of(self, it: int) -> int:
         if it < self.init_iterations:
             return 0

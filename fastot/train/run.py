@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from fastot.algorithms import StepContext, build_algorithm
 from fastot.config import intra_op_threads, to_container
 from fastot.config.optimizers import build_optimizer
 from fastot.data import build_sampler
-from fastot.errors import CheckpointWriteError
+from fastot.errors import CheckpointWriteError, ConfigWarning
 from fastot.nn import build_map, build_potential
 from fastot.sampling import implied_network_args
 from fastot.train import checkpoint as ckpt
@@ -125,6 +126,9 @@ class Run:
         self.total = iters if iters is not None else self.algo.default_iterations()
         if self.total is None:
             raise ConfigError("train.iterations", "required for this algorithm")
+        unfinished = self.algo.unfinished_schedule(int(self.total))
+        if unfinished is not None:  # allowed: a run may be continued later with more iterations
+            warnings.warn(ConfigWarning("train.iterations", unfinished), stacklevel=2)
         self.ema = EMA(self.map, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         self.generator = torch.Generator().manual_seed(self._stream_seed(0))  # the training stream
         # train.compile: true compiles the networks; "step" compiles the losses around them whole

@@ -33,6 +33,13 @@ def test_phase_schedule():
     assert ends == [2, 4, 6, 8, 10]
 
 
+def test_a_run_shorter_than_the_phases_names_where_it_stops():
+    algo = build_algorithm(SPEC)  # 3 + 4 * 2 = 11 iterations
+    assert algo.unfinished_schedule(11) is None and algo.unfinished_schedule(20) is None
+    why = algo.unfinished_schedule(4)
+    assert why is not None and "phase 1 of 5" in why and "11" in why
+
+
 def test_phase_switch_freezes_a_copy_of_the_map():
     ctx = make_ctx(z_dim=1)
     algo = build_algorithm(SPEC)

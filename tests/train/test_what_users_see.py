@@ -100,6 +100,21 @@ def test_smoke_runs_the_uotm_sd_alpha_schedule(tmp_path):
     assert alphas == sorted(alphas) and len(set(alphas)) == len(alphas) and alphas[-1] == pytest.approx(5.0)
 
 
+def test_a_run_that_stops_before_the_last_jko_phase_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    phases = ["algorithm.num_phases=3", "algorithm.init_iterations=2", "algorithm.phase_iterations=2"]
+    quiet = ["train.progress=false", "eval.plots=false", *phases]
+    assert main(["--preset", "sjko-ou", "--out", str(out), *quiet, "train.iterations=3"]) == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "warning:" in ln]
+    assert warned == [
+        "fastot.train: warning: train.iterations: 3 iterations end in JKO phase 1 of 3, whose schedule takes "
+        "6 (init_iterations + (num_phases - 1) * phase_iterations); leave train.iterations unset to train "
+        "every phase"
+    ]
+    assert main(["--preset", "sjko-ou", "--out", str(tmp_path / "whole"), *quiet]) == 0
+    assert "warning:" not in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------- start block, summary
 def test_start_block_and_summary_say_what_ran(tmp_path, capsys):
     out = tmp_path / "run"
