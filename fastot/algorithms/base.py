@@ -160,8 +160,7 @@ class UnifiedOT:
                 raise ConfigError(f"algorithm.{key}", f"must be an integer >= 1, got {getattr(self, key)!r}")
         if not 0 < self.schedule_fraction <= 1:
             raise ConfigError("algorithm.schedule_fraction", f"not in (0, 1]: {self.schedule_fraction}")
-        self.iteration = 0
-        self.total_iterations = 1
+        self.iteration, self.total_iterations = 0, 1
         self.current_alpha = float(self.alpha)
         self._potential_batch: tuple[Tensor, Tensor, Tensor] | None = None
         self._drawn_ahead: list[tuple[Tensor, Tensor, Tensor]] = []  # the iteration's stacked batches
